@@ -1,0 +1,88 @@
+"""Reductions: pixel-wise means over valid pixels, and class/unit selection for
+region losses (``include_background``, ``classes``, ``class_weights``)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def safe_div(num: jax.Array, den: jax.Array, fallback: float = 0.0) -> jax.Array:
+    """``num / den`` where ``den != 0``, else ``fallback``, with a zero (not NaN)
+    gradient at ``den == 0`` (the double-``where`` pattern)."""
+    nonzero = den != 0
+    return jnp.where(nonzero, num / jnp.where(nonzero, den, 1), fallback)
+
+
+def reduce_pixels(loss: jax.Array, valid: jax.Array, reduction: str) -> jax.Array:
+    """Reduces a pixel-wise loss over valid pixels (or valid elements).
+
+    Args:
+      loss: ``[B, *spatial]`` (one value per pixel) or ``[B, *spatial, C]`` (one per
+        element, for sigmoid losses).
+      valid: ``[B, *spatial]`` bool.
+      reduction: ``"mean"`` over valid pixels/elements (0 when there is none),
+        ``"sum"``, or ``"none"`` (the loss, 0 at invalid positions).
+    """
+    mask = valid if loss.ndim == valid.ndim else jnp.broadcast_to(valid[..., None], loss.shape)
+    loss = jnp.where(mask, loss, 0)
+    if reduction == "none":
+        return loss
+    total = jnp.sum(loss)
+    if reduction == "sum":
+        return total
+    return safe_div(total, jnp.sum(mask, dtype=loss.dtype))
+
+
+def kept_units(target_sum: jax.Array, *, include_background: bool, classes: str) -> jax.Array:
+    """Bool mask (shape of ``target_sum``, ``[..., C]``) of the units that count.
+
+    ``include_background=False`` drops channel 0 when ``C > 1`` (with ``C == 1`` the
+    channel is the foreground); ``classes="present"`` keeps only units whose target
+    has positive mass.
+    """
+    num_classes = target_sum.shape[-1]
+    keep = jnp.ones(target_sum.shape, dtype=bool)
+    if not include_background and num_classes > 1:
+        keep = keep & (jnp.arange(num_classes) > 0)
+    if classes == "present":
+        keep = keep & (target_sum > 0)
+    return keep
+
+
+def reduce_units(
+    loss: jax.Array,
+    keep: jax.Array,
+    *,
+    reduction: str,
+    class_weights: jax.Array | None = None,
+    axis_name: str | None = None,
+) -> jax.Array:
+    """Reduces a per-unit loss, ``[B, C]`` (per image) or ``[C]``.
+
+    ``"none"`` returns every unit (0 where not kept); ``"sum"`` is ``Σ w_c L`` over
+    kept units; ``"mean"`` is the weighted mean ``Σ w_c L / Σ w_c`` over the kept
+    classes -- for ``[B, C]`` first within each image, then over the images that
+    kept at least one class (0 when none did). With ``axis_name`` and a per-image
+    loss, the mean over images is taken across the mapped axis too.
+    """
+    loss = jnp.where(keep, loss, 0)
+    if reduction == "none":
+        return loss
+    weights = jnp.ones_like(loss) if class_weights is None else jnp.broadcast_to(
+        jnp.asarray(class_weights, loss.dtype), loss.shape)
+    weights = jnp.where(keep, weights, 0)
+    if reduction == "sum":
+        total = jnp.sum(weights * loss)
+        if axis_name is not None and loss.ndim == 2:
+            total = jax.lax.psum(total, axis_name)
+        return total
+    per_unit_mean = safe_div(jnp.sum(weights * loss, -1), jnp.sum(weights, -1))
+    if loss.ndim == 1:
+        return per_unit_mean
+    image_kept = jnp.any(keep, axis=-1)
+    total = jnp.sum(jnp.where(image_kept, per_unit_mean, 0))
+    count = jnp.sum(image_kept, dtype=loss.dtype)
+    if axis_name is not None:
+        total, count = jax.lax.psum((total, count), axis_name)
+    return safe_div(total, count)
