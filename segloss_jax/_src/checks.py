@@ -34,14 +34,14 @@ def check_logits(logits: chex.Array, *, name: str = "logits") -> None:
     dtype = jnp.result_type(logits)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(
-                f"`{name}` must be a floating array (float32, bfloat16, float16 or float64), "
-                f"got dtype {dtype}."
+            f"`{name}` must be a floating array (float32, bfloat16, float16 or float64), "
+            f"got dtype {dtype}."
         )
     rank = len(_shape(logits))
     if not MIN_RANK <= rank <= MAX_RANK:
         raise ValueError(
-                f"`{name}` must have shape [B, *spatial, C] with 1 to 3 spatial axes "
-                f"(rank 3 to 5), got shape {_shape(logits)} (rank {rank})."
+            f"`{name}` must have shape [B, *spatial, C] with 1 to 3 spatial axes "
+            f"(rank 3 to 5), got shape {_shape(logits)} (rank {rank})."
         )
 
 
@@ -63,35 +63,36 @@ def label_form(labels: chex.Array, logits_shape: tuple[int, ...]) -> str:
         return "dense"
     if is_int and len(shape) == len(logits_shape):
         raise TypeError(
-                f"`labels` of rank {len(shape)} (the rank of `logits`) are dense targets and must be "
-                f"floating, got dtype {dtype}; integer class indices have shape {logits_shape[:-1]}."
+            f"`labels` of rank {len(shape)} (the rank of `logits`) are dense targets and must be "
+            f"floating, got dtype {dtype}; integer class indices have shape {logits_shape[:-1]}."
         )
     if is_float and len(shape) == len(logits_shape) - 1:
         raise TypeError(
-                f"`labels` of shape {shape} are class indices and must be integer, got dtype {dtype}; "
-                f"dense floating targets have the shape of `logits`, {logits_shape}."
+            f"`labels` of shape {shape} are class indices and must be integer, got dtype {dtype}; "
+            f"dense floating targets have the shape of `logits`, {logits_shape}."
         )
     if len(shape) == len(logits_shape) and shape[-1] != logits_shape[-1]:
         raise ValueError(
-                f"`labels` has {shape[-1]} classes (shape {shape}) but `logits` has "
-                f"{logits_shape[-1]} (shape {logits_shape}); dense labels must match `logits`."
+            f"`labels` has {shape[-1]} classes (shape {shape}) but `logits` has "
+            f"{logits_shape[-1]} (shape {logits_shape}); dense labels must match `logits`."
         )
     expected = logits_shape[:-1] if is_int else logits_shape
     raise ValueError(
-            f"`labels` has shape {shape}, incompatible with `logits` of shape {logits_shape}: "
-            f"expected {expected} for {'integer' if is_int else 'dense'} labels."
+        f"`labels` has shape {shape}, incompatible with `logits` of shape {logits_shape}: "
+        f"expected {expected} for {'integer' if is_int else 'dense'} labels."
     )
 
 
-def check_activation(activation: Any, num_classes: int,
-                                          allowed: Sequence[str | None] = ACTIVATIONS) -> None:
+def check_activation(
+    activation: Any, num_classes: int, allowed: Sequence[str | None] = ACTIVATIONS
+) -> None:
     if activation not in allowed:
         raise ValueError(f"`activation` must be one of {tuple(allowed)}, got {activation!r}.")
     if activation == "softmax" and num_classes == 1:
         raise ValueError(
-                "`activation='softmax'` needs at least 2 classes, but `logits` has C == 1 "
-                "(a softmax over one channel is constant); use `activation='sigmoid'` for "
-                "binary segmentation."
+            "`activation='softmax'` needs at least 2 classes, but `logits` has C == 1 "
+            "(a softmax over one channel is constant); use `activation='sigmoid'` for "
+            "binary segmentation."
         )
 
 
@@ -109,13 +110,15 @@ def check_where(where: chex.Array | None, pixel_shape: tuple[int, ...]) -> None:
         raise TypeError(f"`where` must be a bool array, got dtype {dtype}.")
     shape = _shape(where)
     try:
-        ok = np.broadcast_shapes(shape, pixel_shape) == pixel_shape and len(shape) <= len(pixel_shape)
+        ok = np.broadcast_shapes(shape, pixel_shape) == pixel_shape and len(shape) <= len(
+            pixel_shape
+        )
     except ValueError:
         ok = False
     if not ok:
         raise ValueError(
-                f"`where` has shape {shape}, which does not broadcast to the pixel shape "
-                f"[B, *spatial] = {pixel_shape}."
+            f"`where` has shape {shape}, which does not broadcast to the pixel shape "
+            f"[B, *spatial] = {pixel_shape}."
         )
 
 
@@ -126,21 +129,21 @@ def check_ignore_index(ignore_index: Any, form: str) -> None:
         raise TypeError(f"`ignore_index` must be an int or None, got {ignore_index!r}.")
     if form != "int":
         raise ValueError(
-                "`ignore_index` applies to integer labels only; with dense labels pass `where`."
+            "`ignore_index` applies to integer labels only; with dense labels pass `where`."
         )
 
 
-def check_class_weights(class_weights: chex.Array | None, num_classes: int,
-                                                name: str = "class_weights") -> None:
+def check_class_weights(
+    class_weights: chex.Array | None, num_classes: int, name: str = "class_weights"
+) -> None:
     if class_weights is None:
         return
     shape = _shape(class_weights)
     if shape != (num_classes,):
-        raise ValueError(
-                f"`{name}` must have shape [C] = ({num_classes},), got shape {shape}."
-        )
+        raise ValueError(f"`{name}` must have shape [C] = ({num_classes},), got shape {shape}.")
     if not jnp.issubdtype(jnp.result_type(class_weights), jnp.floating) and not jnp.issubdtype(
-            jnp.result_type(class_weights), jnp.integer):
+        jnp.result_type(class_weights), jnp.integer
+    ):
         raise TypeError(f"`{name}` must be numeric, got dtype {jnp.result_type(class_weights)}.")
     concrete = _concrete(class_weights)
     if concrete is not None and np.any(concrete < 0):

@@ -97,7 +97,7 @@ def one_hot_target(labels: jax.Array, num_classes: int, dtype) -> jax.Array:
     """
     if num_classes == 1:
         return (labels == 1).astype(dtype)[..., None]
-    classes = jnp.arange(num_classes, dtype=labels.dtype)
+    classes = jnp.arange(num_classes, dtype=labels.dtype).reshape((1,) * labels.ndim + (-1,))
     return (labels[..., None] == classes).astype(dtype)
 
 

@@ -35,19 +35,21 @@ def _binary_ce(log_p, log_1mp, target, pos_weight=1.0, neg_weight=1.0) -> jax.Ar
     return -(pos_weight * target * log_p + neg_weight * (1 - target) * log_1mp)
 
 
-def _as_channel_weights(value, num_classes: int, name: str, dtype) -> jax.Array:
-    """A scalar or ``[C]`` hyperparameter as a ``[C]`` array (broadcasts over pixels)."""
-    value = jnp.asarray(value, dtype)
+def _channel_values(value, prep: Prepared, name: str) -> jax.Array:
+    """A scalar or ``[C]`` hyperparameter as ``[1, ..., 1, C]``, broadcasting over pixels
+    (explicitly: the tests run with rank promotion disabled)."""
+    value = jnp.asarray(value, prep.probs.dtype)
     if value.ndim == 0:
-        return jnp.broadcast_to(value, (num_classes,))
-    checks.check_class_weights(value, num_classes, name=name)
-    return value
+        value = jnp.broadcast_to(value, (prep.num_classes,))
+    checks.check_class_weights(value, prep.num_classes, name=name)
+    return value.reshape((1,) * (prep.probs.ndim - 1) + (prep.num_classes,))
 
 
-def _weights(class_weights, num_classes: int, dtype) -> jax.Array:
+def _weights(class_weights, prep: Prepared) -> jax.Array:
+    """``class_weights`` as ``[1, ..., 1, C]`` (ones when ``None``)."""
     if class_weights is None:
-        return jnp.ones((num_classes,), dtype)
-    return jnp.asarray(class_weights, dtype)
+        class_weights = 1.0
+    return _channel_values(class_weights, prep, "class_weights")
 
 
 def _common_checks(num_classes: int, reduction: str, class_weights) -> None:
@@ -117,19 +119,25 @@ def binary_cross_entropy(
     References:
       Jadon, "A survey of loss functions for semantic segmentation", CIBCB 2020.
     """
-    prep = prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index, allowed_activations=_BINARY)
-    num_classes, dtype = prep.num_classes, prep.probs.dtype
+    prep = prepare(
+        logits,
+        labels,
+        activation=activation,
+        where=where,
+        ignore_index=ignore_index,
+        allowed_activations=_BINARY,
+    )
+    num_classes = prep.num_classes
     _common_checks(num_classes, reduction, class_weights)
     if pos_weight is not None:
         checks.check_nonnegative("pos_weight", pos_weight)
-        pos_weight = _as_channel_weights(pos_weight, num_classes, "pos_weight", dtype)
+        pos_weight = _channel_values(pos_weight, prep, "pos_weight")
     else:
         pos_weight = 1.0
     log_p, log_1mp = _binary_log_probs(logits, prep, activation)
     loss = _binary_ce(log_p, log_1mp, prep.target, pos_weight)
     if class_weights is not None:
-        loss = loss * _weights(class_weights, num_classes, dtype)
+        loss = loss * _weights(class_weights, prep)
     return reduce_pixels(loss, prep.valid, reduction)
 
 
@@ -184,8 +192,15 @@ def weighted_cross_entropy(
       semantic segmentation", CIBCB 2020.
     """
     return binary_cross_entropy(
-        logits, labels, pos_weight=beta, activation=activation, class_weights=class_weights,
-        where=where, ignore_index=ignore_index, reduction=reduction)
+        logits,
+        labels,
+        pos_weight=beta,
+        activation=activation,
+        class_weights=class_weights,
+        where=where,
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
 
 
 @register(activations=_BINARY)
@@ -237,8 +252,14 @@ def balanced_cross_entropy(
       Xie & Tu, "Holistically-nested edge detection", ICCV 2015; Jadon, "A survey
       of loss functions for semantic segmentation", CIBCB 2020.
     """
-    prep = prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index, allowed_activations=_BINARY)
+    prep = prepare(
+        logits,
+        labels,
+        activation=activation,
+        where=where,
+        ignore_index=ignore_index,
+        allowed_activations=_BINARY,
+    )
     num_classes, dtype = prep.num_classes, prep.probs.dtype
     _common_checks(num_classes, reduction, class_weights)
     if beta is None:
@@ -247,14 +268,15 @@ def balanced_cross_entropy(
         positives = jnp.sum(jnp.where(valid, prep.target, 0), axis=axes)
         count = jnp.sum(valid, axis=axes, dtype=dtype)
         beta = jax.lax.stop_gradient(
-            jnp.where(count > 0, 1 - positives / jnp.maximum(count, 1), 0.5))
+            jnp.where(count > 0, 1 - positives / jnp.maximum(count, 1), 0.5)
+        )
     else:
         checks.check_in_range("beta", beta, 0.0, 1.0)
-        beta = _as_channel_weights(beta, num_classes, "beta", dtype)
+    beta = _channel_values(beta, prep, "beta")
     log_p, log_1mp = _binary_log_probs(logits, prep, activation)
     loss = _binary_ce(log_p, log_1mp, prep.target, beta, 1 - beta)
     if class_weights is not None:
-        loss = loss * _weights(class_weights, num_classes, dtype)
+        loss = loss * _weights(class_weights, prep)
     return reduce_pixels(loss, prep.valid, reduction)
 
 
@@ -316,15 +338,21 @@ def cross_entropy(
       segmentation", CVPR 2015; Szegedy et al., "Rethinking the Inception
       architecture" (label smoothing), CVPR 2016.
     """
-    prep = prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index, allowed_activations=("softmax", None))
-    num_classes, dtype = prep.num_classes, prep.probs.dtype
+    prep = prepare(
+        logits,
+        labels,
+        activation=activation,
+        where=where,
+        ignore_index=ignore_index,
+        allowed_activations=("softmax", None),
+    )
+    num_classes = prep.num_classes
     _common_checks(num_classes, reduction, class_weights)
     checks.check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
     target = prep.target
     if label_smoothing:
         target = (1 - label_smoothing) * target + label_smoothing / num_classes
-    weights = _weights(class_weights, num_classes, dtype)
+    weights = _weights(class_weights, prep)
     loss = -jnp.sum(weights * target * prep.log_probs, axis=-1)
     return reduce_pixels(loss, prep.valid, reduction)
 
@@ -399,12 +427,11 @@ def focal_loss(
       Lin, Goyal, Girshick, He & Dollár, "Focal loss for dense object detection",
       ICCV 2017.
     """
-    prep = prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index)
+    prep = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
     num_classes, dtype = prep.num_classes, prep.probs.dtype
     _common_checks(num_classes, reduction, class_weights)
     checks.check_nonnegative("gamma", gamma)
-    weights = _weights(class_weights, num_classes, dtype)
+    weights = _weights(class_weights, prep)
     target = prep.target
     if activation == "softmax":
         if alpha is not None:
@@ -412,12 +439,9 @@ def focal_loss(
             alpha = jnp.asarray(alpha, dtype)
             if alpha.ndim == 0:
                 alpha = jnp.where(jnp.arange(num_classes) == 0, 1 - alpha, alpha)
-            else:
-                checks.check_class_weights(alpha, num_classes, name="alpha")
-            weights = weights * alpha
+            weights = weights * _channel_values(alpha, prep, "alpha")
         one_minus_p = -jnp.expm1(prep.log_probs)
-        loss = -jnp.sum(weights * target * _safe_pow(one_minus_p, gamma) * prep.log_probs,
-                        axis=-1)
+        loss = -jnp.sum(weights * target * _safe_pow(one_minus_p, gamma) * prep.log_probs, axis=-1)
         return reduce_pixels(loss, prep.valid, reduction)
 
     log_p, log_1mp = _binary_log_probs(logits, prep, activation)

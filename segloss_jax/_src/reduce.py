@@ -69,8 +69,11 @@ def reduce_units(
     loss = jnp.where(keep, loss, 0)
     if reduction == "none":
         return loss
-    weights = jnp.ones_like(loss) if class_weights is None else jnp.broadcast_to(
-        jnp.asarray(class_weights, loss.dtype), loss.shape)
+    weights = (
+        jnp.ones_like(loss)
+        if class_weights is None
+        else jnp.broadcast_to(jnp.asarray(class_weights, loss.dtype), loss.shape)
+    )
     weights = jnp.where(keep, weights, 0)
     if reduction == "sum":
         total = jnp.sum(weights * loss)

@@ -42,8 +42,9 @@ def reduce_axes(ndim: int, per_image: bool) -> tuple[int, ...]:
     return tuple(range(1 if per_image else 0, ndim - 1))
 
 
-def unit_sums(*values: jax.Array, valid: jax.Array, per_image: bool,
-              axis_name: str | None = None) -> tuple[jax.Array, ...]:
+def unit_sums(
+    *values: jax.Array, valid: jax.Array, per_image: bool, axis_name: str | None = None
+) -> tuple[jax.Array, ...]:
     """Sums each ``[B, *spatial, C]`` value over the valid pixels of every unit.
 
     Returns arrays of shape ``[B, C]`` (``per_image``) or ``[C]``. Invalid pixels are
@@ -59,10 +60,17 @@ def unit_sums(*values: jax.Array, valid: jax.Array, per_image: bool,
     return sums
 
 
-def confusion(probs: jax.Array, target: jax.Array, valid: jax.Array, *, per_image: bool,
-              axis_name: str | None = None) -> Confusion:
+def confusion(
+    probs: jax.Array,
+    target: jax.Array,
+    valid: jax.Array,
+    *,
+    per_image: bool,
+    axis_name: str | None = None,
+) -> Confusion:
     """Soft ``tp, fp, fn`` per unit (see the module docstring)."""
-    tp, sum_p, sum_g = unit_sums(probs * target, probs, target, valid=valid,
-                                 per_image=per_image, axis_name=axis_name)
+    tp, sum_p, sum_g = unit_sums(
+        probs * target, probs, target, valid=valid, per_image=per_image, axis_name=axis_name
+    )
     # fp and fn by difference: one pass over the pixels instead of three.
     return Confusion(tp, sum_p - tp, sum_g - tp)

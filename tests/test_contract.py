@@ -1,0 +1,282 @@
+"""The contract every registered loss honours, checked generically.
+
+Parametrised over ``sl.list_losses()`` and each loss's registered activations
+(``"softmax"`` with C = 3, ``"sigmoid"`` with C = 1), so a loss added later is
+checked without new code here. Keywords are passed only when the loss's
+signature has them.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import checkify
+
+import segloss_jax as sl
+from segloss_jax._src.registry import loss_info
+
+SPATIAL = (6, 5)
+BATCH = 2
+
+
+def _cases():
+    for name in sl.list_losses():
+        acts = [a for a in loss_info(name).activations if a in ("softmax", "sigmoid")]
+        for act in acts or [None]:
+            yield pytest.param(name, act, id=f"{name}-{act}")
+
+
+CASES = list(_cases())
+
+
+def _params(name):
+    return inspect.signature(sl.get_loss(name)).parameters
+
+
+def _num_classes(act):
+    return 3 if act == "softmax" else 1
+
+
+def _inputs(act, seed=0, batch=BATCH, spatial=SPATIAL, dtype=jnp.float32):
+    """Random logits and integer labels in which every class occurs."""
+    rng = np.random.default_rng(seed)
+    c = _num_classes(act)
+    logits = rng.normal(scale=2.0, size=(batch, *spatial, c))
+    labels = rng.integers(0, max(c, 2), size=(batch, *spatial))
+    labels.reshape(batch, -1)[:, : max(c, 2)] = np.arange(max(c, 2))
+    if act is None:  # probabilities
+        logits = np.asarray(jax.nn.sigmoid(logits))
+    return jnp.asarray(logits, dtype), jnp.asarray(labels, jnp.int32)
+
+
+# Values for hyperparameters that have no default (e.g. `weighted_cross_entropy(beta=...)`).
+REQUIRED_VALUES = {"beta": 2.0}
+
+
+def _call(name, act, logits, labels, **kwargs):
+    params = _params(name)
+    if "activation" in params:
+        kwargs["activation"] = act
+    for key, param in params.items():
+        if param.kind is param.KEYWORD_ONLY and param.default is param.empty:
+            kwargs.setdefault(key, REQUIRED_VALUES[key])
+    return sl.get_loss(name)(logits, labels, **kwargs)
+
+
+def _value_and_grad(name, act, **kwargs):
+    return jax.value_and_grad(lambda l, y: _call(name, act, l, y, **kwargs))
+
+
+def _assert_finite(*arrays):
+    for a in arrays:
+        assert np.all(np.isfinite(np.asarray(a, np.float64))), a
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_jit_equals_eager(name, act):
+    logits, labels = _inputs(act)
+    eager = _call(name, act, logits, labels)
+    jitted = jax.jit(lambda l, y: _call(name, act, l, y))(logits, labels)
+    assert eager.shape == () and jitted.shape == ()
+    np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_vmap_equals_loop(name, act):
+    stacked = [_inputs(act, seed=s) for s in range(3)]
+    logits = jnp.stack([s[0] for s in stacked])
+    labels = jnp.stack([s[1] for s in stacked])
+    mapped = jax.vmap(lambda l, y: _call(name, act, l, y))(logits, labels)
+    looped = jnp.stack([_call(name, act, l, y) for l, y in stacked])
+    np.testing.assert_allclose(mapped, looped, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_gradient_finite_and_nonzero(name, act):
+    logits, labels = _inputs(act)
+    value, grad = jax.jit(_value_and_grad(name, act))(logits, labels)
+    _assert_finite(value, grad)
+    assert grad.shape == logits.shape and grad.dtype == logits.dtype
+    assert np.any(np.asarray(grad) != 0)
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e30])
+@pytest.mark.parametrize("name,act", [c for c in CASES if c.values[1] is not None])
+def test_extreme_logits_finite(name, act, scale):
+    logits, labels = _inputs(act)
+    logits = jnp.sign(logits) * scale
+    value, grad = jax.jit(_value_and_grad(name, act))(logits, labels)
+    _assert_finite(value, grad)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("name,act", CASES)
+def test_low_precision_inputs(name, act, dtype):
+    logits, labels = _inputs(act)
+    low = logits.astype(dtype)
+    value, grad = jax.jit(_value_and_grad(name, act))(low, labels)
+    assert value.dtype == jnp.float32
+    assert grad.dtype == dtype
+    _assert_finite(value, grad)
+    # Computation runs in float32, so the result equals float32 on the rounded inputs.
+    reference = _call(name, act, low.astype(jnp.float32), labels)
+    np.testing.assert_allclose(value, reference, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_float64_in_float64_out(name, act):
+    with jax.enable_x64(True):
+        logits, labels = _inputs(act, dtype=jnp.float64)
+        value, grad = _value_and_grad(name, act)(logits, labels)
+        assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
+        _assert_finite(value, grad)
+
+
+def _excluded(seed=1):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((BATCH, *SPATIAL)) < 0.3
+    mask[:, 0, 0] = False  # keep the classes planted at the first pixels
+    mask[:, 0, 1] = False
+    mask[:, 0, 2] = False
+    return jnp.asarray(mask)
+
+
+def _perturbed(act, logits, labels, excluded, seed=2):
+    """Logits and labels changed at the excluded pixels only."""
+    rng = np.random.default_rng(seed)
+    new_logits = jnp.asarray(rng.normal(scale=30.0, size=logits.shape), logits.dtype)
+    if act is None:
+        new_logits = jax.nn.sigmoid(new_logits)
+    new_labels = jnp.asarray(rng.integers(0, max(_num_classes(act), 2), labels.shape), labels.dtype)
+    return (
+        jnp.where(excluded[..., None], new_logits, logits),
+        jnp.where(excluded, new_labels, labels),
+    )
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "where" in _params(c.values[0])])
+def test_where_excluded_pixels_do_not_matter(name, act):
+    logits, labels = _inputs(act)
+    excluded = _excluded()
+    other_logits, other_labels = _perturbed(act, logits, labels, excluded)
+    f = jax.jit(_value_and_grad(name, act, where=~excluded))
+    value, grad = f(logits, labels)
+    other_value, other_grad = f(other_logits, other_labels)
+    np.testing.assert_allclose(other_value, value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(other_grad, grad, rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(grad)[np.asarray(excluded)] == 0)
+    assert np.all(np.asarray(other_grad)[np.asarray(excluded)] == 0)
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "ignore_index" in _params(c.values[0])])
+def test_ignore_index_excluded_pixels_do_not_matter(name, act):
+    logits, labels = _inputs(act)
+    excluded = _excluded()
+    ignored = jnp.where(excluded, 255, labels)
+    other_logits, _ = _perturbed(act, logits, labels, excluded)
+    f = jax.jit(_value_and_grad(name, act, ignore_index=255))
+    value, grad = f(logits, ignored)
+    other_value, other_grad = f(other_logits, ignored)
+    np.testing.assert_allclose(other_value, value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(other_grad, grad, rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(grad)[np.asarray(excluded)] == 0)
+    # ignore_index and the equivalent `where` agree.
+    if "where" in _params(name):
+        where_value = _call(name, act, logits, labels, where=~excluded)
+        np.testing.assert_allclose(value, where_value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_no_retrace_when_only_values_change(name, act):
+    traces = []
+
+    @jax.jit
+    def f(logits, labels):
+        traces.append(None)
+        return _call(name, act, logits, labels)
+
+    for seed in range(3):
+        f(*_inputs(act, seed=seed))
+    assert len(traces) == 1
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _raises(name, act, logits, labels, exc, match, **kwargs):
+    with pytest.raises(exc, match=match):
+        _call(name, act, logits, labels, **kwargs)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_bad_label_rank(name, act):
+    logits, labels = _inputs(act)
+    _raises(name, act, logits, labels[0], ValueError, "labels")
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_bad_spatial_shape(name, act):
+    logits, labels = _inputs(act)
+    _raises(name, act, logits, labels[:, :-1], ValueError, "labels")
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if loss_info(c.values[0]).dense_labels])
+def test_bad_dense_class_count(name, act):
+    logits, _ = _inputs(act)
+    dense = jnp.zeros((*logits.shape[:-1], logits.shape[-1] + 1), jnp.float32)
+    _raises(name, act, logits, dense, ValueError, "classes")
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_integer_logits(name, act):
+    logits, labels = _inputs(act)
+    _raises(name, act, logits.astype(jnp.int32), labels, TypeError, "logits")
+
+
+@pytest.mark.parametrize(
+    "name", sorted({c.values[0] for c in CASES if "softmax" in loss_info(c.values[0]).activations})
+)
+def test_softmax_with_one_class(name):
+    logits, labels = _inputs("sigmoid")
+    _raises(name, "softmax", logits, labels, ValueError, "softmax")
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "activation" in _params(c.values[0])])
+def test_unknown_activation(name, act):
+    logits, labels = _inputs(act)
+    _raises(name, "softplus", logits, labels, ValueError, "activation")
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "reduction" in _params(c.values[0])])
+def test_unknown_reduction(name, act):
+    logits, labels = _inputs(act)
+    _raises(name, act, logits, labels, ValueError, "reduction", reduction="avg")
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "class_weights" in _params(c.values[0])])
+def test_class_weights_wrong_length(name, act):
+    logits, labels = _inputs(act)
+    weights = jnp.ones(logits.shape[-1] + 1)
+    _raises(name, act, logits, labels, ValueError, "class_weights", class_weights=weights)
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "gamma" in _params(c.values[0])])
+def test_negative_gamma(name, act):
+    logits, labels = _inputs(act)
+    _raises(name, act, logits, labels, ValueError, "gamma", gamma=-1.0)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_out_of_range_labels_reported_under_checkify(name, act):
+    logits, labels = _inputs(act)
+    bad = labels.at[0, 0, 0].set(7)
+    checked = checkify.checkify(jax.jit(lambda l, y: _call(name, act, l, y)))
+    err, _ = checked(logits, bad)
+    with pytest.raises(checkify.JaxRuntimeError, match="labels"):
+        err.throw()
+    err, _ = checked(logits, labels)
+    err.throw()  # in-range labels pass
