@@ -44,7 +44,7 @@ def kept_units(target_sum: jax.Array, *, include_background: bool, classes: str)
     num_classes = target_sum.shape[-1]
     keep = jnp.ones(target_sum.shape, dtype=bool)
     if not include_background and num_classes > 1:
-        keep = keep & (jnp.arange(num_classes) > 0)
+        keep = keep & jnp.broadcast_to(jnp.arange(num_classes) > 0, keep.shape)
     if classes == "present":
         keep = keep & (target_sum > 0)
     return keep
