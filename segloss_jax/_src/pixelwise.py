@@ -30,9 +30,23 @@ def _binary_log_probs(logits: jax.Array, prep: Prepared, activation: str | None)
     return prep.log_probs, prep.log_1m_probs
 
 
-def _binary_ce(log_p, log_1mp, target, pos_weight=1.0, neg_weight=1.0) -> jax.Array:
-    """Per-element ``-(w⁺ g log p + w⁻ (1 - g) log(1 - p))``."""
-    return -(pos_weight * target * log_p + neg_weight * (1 - target) * log_1mp)
+def _binary_ce(logits, prep: Prepared, activation, pos_weight=None, neg_weight=None):
+    """Per-element ``-(w⁺ g log p + w⁻ (1 - g) log(1 - p))`` (weights default to 1)."""
+    target = prep.target
+    if activation != "sigmoid":
+        pos = target if pos_weight is None else pos_weight * target
+        neg = 1 - target if neg_weight is None else neg_weight * (1 - target)
+        return -(pos * prep.log_probs + neg * prep.log_1m_probs)
+    # With log p = x - softplus(x) and log(1 - p) = -softplus(x) the loss is
+    # (w⁺ g + w⁻ (1 - g)) softplus(x) - w⁺ g x: one softplus, and for unit
+    # weights simply softplus(x) - g x (about 2x faster fwd+bwd than optax's form).
+    x = logits.astype(prep.probs.dtype)
+    softplus = jax.nn.softplus(x)
+    if pos_weight is None and neg_weight is None:
+        return softplus - target * x
+    pos = target if pos_weight is None else pos_weight * target
+    neg = 1 - target if neg_weight is None else neg_weight * (1 - target)
+    return (pos + neg) * softplus - pos * x
 
 
 def _channel_values(value, prep: Prepared, name: str) -> jax.Array:
@@ -84,10 +98,12 @@ def binary_cross_entropy(
        \ell = -w_c \left[ w^{+}\, g \log \sigma(x) + (1 - g) \log(1 - \sigma(x)) \right]
 
     with :math:`x` the logit, :math:`g \in [0, 1]` the target, :math:`w^{+}` the
-    ``pos_weight`` and :math:`w_c` the class weight of the channel. The logs are
-    computed as :math:`\log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})`, finite for
-    every finite logit. Each channel is an independent binary problem (binary
-    segmentation with ``C == 1``, multi-label with ``C > 1``).
+    ``pos_weight`` and :math:`w_c` the class weight of the channel. It is computed
+    as :math:`(w^{+} g + 1 - g)\,\mathrm{softplus}(x) - w^{+} g\, x` (using
+    :math:`\log\sigma(x) = x - \mathrm{softplus}(x)` and
+    :math:`\log(1 - \sigma(x)) = -\mathrm{softplus}(x)`), finite for every finite
+    logit. Each channel is an independent binary problem (binary segmentation with
+    ``C == 1``, multi-label with ``C > 1``).
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -132,10 +148,7 @@ def binary_cross_entropy(
     if pos_weight is not None:
         checks.check_nonnegative("pos_weight", pos_weight)
         pos_weight = _channel_values(pos_weight, prep, "pos_weight")
-    else:
-        pos_weight = 1.0
-    log_p, log_1mp = _binary_log_probs(logits, prep, activation)
-    loss = _binary_ce(log_p, log_1mp, prep.target, pos_weight)
+    loss = _binary_ce(logits, prep, activation, pos_weight)
     if class_weights is not None:
         loss = loss * _weights(class_weights, prep)
     return reduce_pixels(loss, prep.valid, reduction)
@@ -273,8 +286,7 @@ def balanced_cross_entropy(
     else:
         checks.check_in_range("beta", beta, 0.0, 1.0)
     beta = _channel_values(beta, prep, "beta")
-    log_p, log_1mp = _binary_log_probs(logits, prep, activation)
-    loss = _binary_ce(log_p, log_1mp, prep.target, beta, 1 - beta)
+    loss = _binary_ce(logits, prep, activation, beta, 1 - beta)
     if class_weights is not None:
         loss = loss * _weights(class_weights, prep)
     return reduce_pixels(loss, prep.valid, reduction)
@@ -352,8 +364,18 @@ def cross_entropy(
     target = prep.target
     if label_smoothing:
         target = (1 - label_smoothing) * target + label_smoothing / num_classes
-    weights = _weights(class_weights, prep)
-    loss = -jnp.sum(weights * target * prep.log_probs, axis=-1)
+    weighted_target = _weights(class_weights, prep) * target
+    if activation == "softmax":
+        # -Σ w t (x - lse) = lse Σ w t - Σ w t x: autodiff of this form is one fused
+        # pass (measured ~2x faster fwd+bwd on XLA:CPU than through log_softmax).
+        x = logits.astype(prep.probs.dtype)
+        lse = jax.nn.logsumexp(x, axis=-1)
+        # Σ_c t_c = 1 for unweighted integer labels: skip a reduction.
+        unit_mass = class_weights is None and prep.labels is not None
+        mass = 1.0 if unit_mass else jnp.sum(weighted_target, axis=-1)
+        loss = lse * mass - jnp.sum(weighted_target * x, axis=-1)
+    else:
+        loss = -jnp.sum(weighted_target * prep.log_probs, axis=-1)
     return reduce_pixels(loss, prep.valid, reduction)
 
 
@@ -440,14 +462,24 @@ def focal_loss(
             if alpha.ndim == 0:
                 alpha = jnp.where(jnp.arange(num_classes) == 0, 1 - alpha, alpha)
             weights = weights * _channel_values(alpha, prep, "alpha")
-        one_minus_p = -jnp.expm1(prep.log_probs)
-        loss = -jnp.sum(weights * target * _safe_pow(one_minus_p, gamma) * prep.log_probs, axis=-1)
+        if prep.labels is not None:
+            # One-hot target: only the labelled class contributes, so work with the
+            # per-pixel log p_y = x_y - lse (x_y by a one-hot product, not a gather).
+            x = logits.astype(dtype)
+            log_py = jnp.sum(target * x, axis=-1) - jax.nn.logsumexp(x, axis=-1)
+            unweighted = class_weights is None and alpha is None
+            weight_y = 1.0 if unweighted else jnp.sum(weights * target, axis=-1)
+            loss = -weight_y * _safe_pow(-jnp.expm1(log_py), gamma) * log_py
+        else:
+            one_minus_p = -jnp.expm1(prep.log_probs)
+            focal = _safe_pow(one_minus_p, gamma) * prep.log_probs
+            loss = -jnp.sum(weights * target * focal, axis=-1)
         return reduce_pixels(loss, prep.valid, reduction)
 
     log_p, log_1mp = _binary_log_probs(logits, prep, activation)
     p, one_minus_p = jnp.exp(log_p), jnp.exp(log_1mp)
     one_minus_pt = p * (1 - target) + one_minus_p * target
-    loss = _safe_pow(one_minus_pt, gamma) * _binary_ce(log_p, log_1mp, target)
+    loss = _safe_pow(one_minus_pt, gamma) * _binary_ce(logits, prep, activation)
     if alpha is not None:
         checks.check_in_range("alpha", alpha, 0.0, 1.0)
         loss = loss * (alpha * target + (1 - alpha) * (1 - target))
