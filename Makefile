@@ -3,15 +3,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test lint bench demo docs clean
 
 # A fresh machine needs only Python and pip: the virtualenv and every dependency
-# come from pyproject.toml (the examples extra is included because the example
-# smoke tests train a few steps of the U-Net).
+# come from pyproject.toml (the examples and docs extras are included because the
+# example smoke tests train a few steps of the U-Net and `make docs` builds the site).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,examples]"
+	$(PY) -m pip install --quiet -e ".[dev,examples,docs]"
 	touch $@
 
 install: $(STAMP)
@@ -19,11 +19,20 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Two workers: the suite is dominated by single-threaded XLA compilation.
 test: lint
-	$(PY) -m pytest -q tests segloss_jax --doctest-modules
+	$(PY) -m pytest -q -n 2 tests segloss_jax --doctest-modules
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
+# Trains the U-Net with several losses on the built-in synthetic data.
+demo: $(STAMP)
+	$(PY) -m examples.unet.compare --out demo_out
+
+# HTML docs, warnings as errors.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache docs/_build docs/_generated docs/api/_autosummary

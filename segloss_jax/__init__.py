@@ -5,6 +5,42 @@ Every loss takes ``logits`` (``[B, *spatial, C]``, channels last) first and
 every other argument keyword-only. See the API contract in the documentation.
 """
 
+# Boundary losses (and the distance-weighted cross-entropy, which needs distance maps).
+from segloss_jax._src.boundary import (
+    boundary_loss,
+    distance_weighted_cross_entropy,
+    hausdorff_dt_loss,
+    shape_aware_loss,
+)
+
+# Compound losses (and `combine`, a registry helper).
+from segloss_jax._src.compound import (
+    combine,
+    combo_loss,
+    dice_ce_loss,
+    dice_focal_loss,
+    exp_log_loss,
+)
+
+# Distance transforms.
+from segloss_jax._src.distance import distance_transform_edt, signed_distance
+
+# Lovász losses.
+from segloss_jax._src.lovasz import lovasz_hinge_loss, lovasz_softmax_loss
+
+# Metrics.
+from segloss_jax._src.metrics import (
+    ConfusionMatrixMetric,
+    average_surface_distance,
+    confusion_matrix,
+    dice_from_confusion,
+    dice_score,
+    hausdorff_distance,
+    iou_from_confusion,
+    iou_score,
+    mean_score,
+)
+
 # Pixel-wise (distribution-based) losses.
 from segloss_jax._src.pixelwise import (
     balanced_cross_entropy,
@@ -14,8 +50,22 @@ from segloss_jax._src.pixelwise import (
     weighted_cross_entropy,
 )
 
+# Region losses.
+from segloss_jax._src.region import (
+    dice_loss,
+    dice_semimetric_loss,
+    focal_tversky_loss,
+    generalized_dice_loss,
+    jaccard_loss,
+    jaccard_metric_loss,
+    log_cosh_dice_loss,
+    sensitivity_specificity_loss,
+    tversky_loss,
+)
+
 # Registry and helpers.
 from segloss_jax._src.registry import get_loss, list_losses
+from segloss_jax._src.weights import inverse_frequency_weights
 
 __version__ = "0.1.0"
 
@@ -26,7 +76,45 @@ __all__ = (
     "cross_entropy",
     "focal_loss",
     "weighted_cross_entropy",
+    # Region losses.
+    "dice_loss",
+    "dice_semimetric_loss",
+    "focal_tversky_loss",
+    "generalized_dice_loss",
+    "jaccard_loss",
+    "jaccard_metric_loss",
+    "log_cosh_dice_loss",
+    "sensitivity_specificity_loss",
+    "tversky_loss",
+    # Lovász losses.
+    "lovasz_hinge_loss",
+    "lovasz_softmax_loss",
+    # Distance transforms.
+    "distance_transform_edt",
+    "signed_distance",
+    # Boundary losses.
+    "boundary_loss",
+    "distance_weighted_cross_entropy",
+    "hausdorff_dt_loss",
+    "shape_aware_loss",
+    # Compound losses.
+    "combo_loss",
+    "dice_ce_loss",
+    "dice_focal_loss",
+    "exp_log_loss",
+    # Metrics.
+    "ConfusionMatrixMetric",
+    "average_surface_distance",
+    "confusion_matrix",
+    "dice_from_confusion",
+    "dice_score",
+    "hausdorff_distance",
+    "iou_from_confusion",
+    "iou_score",
+    "mean_score",
     # Registry and helpers.
+    "combine",
     "get_loss",
+    "inverse_frequency_weights",
     "list_losses",
 )

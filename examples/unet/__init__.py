@@ -1,0 +1,1 @@
+"""U-Net training example for segloss_jax (see README.md)."""

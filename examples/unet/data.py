@@ -25,9 +25,7 @@ IGNORE_LABEL = 255  # VOC convention: mask pixels with this value are ignored
 # Mean intensity of each foreground class (grey) and its tint (RGB). The
 # intensities overlap once noise and blur are added, so shape has to be used.
 _INTENSITY = np.array([0.0, 0.45, 0.8, 1.0], np.float32)
-_TINT = np.array(
-    [[1.0, 1.0, 1.0], [1.0, 0.55, 0.45], [0.5, 0.9, 0.6], [0.6, 0.6, 1.0]], np.float32
-)
+_TINT = np.array([[1.0, 1.0, 1.0], [1.0, 0.55, 0.45], [0.5, 0.9, 0.6], [0.6, 0.6, 1.0]], np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +45,9 @@ class SceneConfig:
     blur: float = 0.7  # Gaussian blur sigma in pixels (0: none)
 
 
-def _ellipse(yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:
+def _ellipse(
+    yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator, cfg: SceneConfig
+) -> np.ndarray:
     n = cfg.size
     scale = np.sqrt(cfg.imbalance)  # area grows linearly with `imbalance`
     a, b = rng.uniform(*cfg.blob_radius, size=2) * n * scale
@@ -58,7 +58,9 @@ def _ellipse(yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator, cfg: Scen
     return (u / a) ** 2 + (v / b) ** 2 <= 1.0
 
 
-def _curve(yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:
+def _curve(
+    yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator, cfg: SceneConfig
+) -> np.ndarray:
     # A quadratic Bezier between two random points, rasterised by its distance
     # to densely sampled points (cheap at these sizes, no drawing library).
     n = cfg.size
@@ -91,7 +93,9 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return sum(k[i] * p[:, i : i + w] for i in range(2 * r + 1))
 
 
-def make_scene(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> tuple[np.ndarray, np.ndarray]:
+def make_scene(
+    rng: np.random.Generator, cfg: SceneConfig = SceneConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic scene: image ``[H, W, C]`` float32 and mask ``[H, W]`` int32."""
     n = cfg.size
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
@@ -185,7 +189,9 @@ def _read_mask(path: pathlib.Path, size: int | None) -> np.ndarray:
         return np.asarray(im).astype(np.int32)
 
 
-def load_png_folder(root: str | pathlib.Path, *, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_png_folder(
+    root: str | pathlib.Path, *, size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Load ``root/images/*.png`` and the masks of the same names in ``root/masks``.
 
     Args:

@@ -42,6 +42,25 @@ def reduce_axes(ndim: int, per_image: bool) -> tuple[int, ...]:
     return tuple(range(1 if per_image else 0, ndim - 1))
 
 
+def _sum_units(v: jax.Array, per_image: bool) -> jax.Array:
+    """``jnp.sum(v, reduce_axes(v.ndim, per_image))``, in two stages.
+
+    First over the leading pixel axes, with the last spatial axis and the class
+    axis flattened into one wide minor axis, then over the last spatial axis.
+    Same sum; XLA:CPU vectorises a reduction into a wide minor axis much better
+    than one into a short class axis (measured about 2x faster fwd+bwd for a
+    Dice loss at ``[8, 256, 256, 4]``), and the partial sums are more accurate.
+    """
+    width, num_classes = v.shape[-2], v.shape[-1]
+    if per_image:
+        partial = jnp.sum(v.reshape(v.shape[0], -1, width * num_classes), axis=1)
+        return jnp.sum(partial.reshape(v.shape[0], width, num_classes), axis=1)
+    # The batch axis stays its own axis: merging it would break a sharded batch
+    # under explicit-axes meshes.
+    partial = jnp.sum(v.reshape(v.shape[0], -1, width * num_classes), axis=(0, 1))
+    return jnp.sum(partial.reshape(width, num_classes), axis=0)
+
+
 def unit_sums(
     *values: jax.Array, valid: jax.Array, per_image: bool, axis_name: str | None = None
 ) -> tuple[jax.Array, ...]:
@@ -52,9 +71,7 @@ def unit_sums(
     leak into the sums or their gradients.
     """
     mask = valid[..., None]
-    sums = tuple(
-        jnp.sum(jnp.where(mask, v, 0), axis=reduce_axes(v.ndim, per_image)) for v in values
-    )
+    sums = tuple(_sum_units(jnp.where(mask, v, 0), per_image) for v in values)
     if axis_name is not None and not per_image:
         sums = jax.lax.psum(sums, axis_name)
     return sums

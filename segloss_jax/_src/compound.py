@@ -1,0 +1,553 @@
+r"""Compound losses: a region term plus a pixel-wise term, and :func:`combine`.
+
+Each compound calls the existing losses (:func:`~segloss_jax.dice_loss`,
+:func:`~segloss_jax.cross_entropy`, :func:`~segloss_jax.binary_cross_entropy`,
+:func:`~segloss_jax.balanced_cross_entropy`, :func:`~segloss_jax.focal_loss`)
+rather than re-implementing them, so it inherits their stability, masking and
+gradients. Keywords are routed as API.md §9.9 says: the shared ones
+(``activation``, ``ignore_index``, ``where``, ``class_weights``) go to every
+term; the region ones (``smooth``, ``per_image``, ``include_background``,
+``classes``, ``axis_name``, ``squared``) to the region term only. Every compound
+returns a scalar (each term reduced with ``"mean"``).
+
+The pixel-wise term follows the activation: ``"softmax"`` uses the categorical
+cross-entropy, ``"sigmoid"`` the binary one per channel; with ``None``
+(probabilities) ``C > 1`` is taken as exclusive classes and ``C == 1`` as binary.
+With ``axis_name`` only the region statistics are global: the pixel-wise term
+is the mean over the local pixels, as when the losses are called separately.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from segloss_jax._src import checks, reduce, stats
+from segloss_jax._src.inputs import compute_dtype, prepare
+from segloss_jax._src.pixelwise import (
+    _safe_pow,
+    balanced_cross_entropy,
+    binary_cross_entropy,
+    cross_entropy,
+    focal_loss,
+)
+from segloss_jax._src.region import dice_loss
+from segloss_jax._src.registry import loss_info, register
+
+_ACTIVATIONS = ("softmax", "sigmoid", None)
+Smooth = chex.Numeric | tuple[chex.Numeric, chex.Numeric]
+
+
+def _binary_term(activation: str | None, num_classes: int) -> bool:
+    """Whether the pixel-wise term is the binary (per-channel) cross-entropy."""
+    return activation == "sigmoid" or (activation is None and num_classes == 1)
+
+
+def _cross_entropy(logits, labels, *, activation, reduction="mean", **shared) -> jax.Array:
+    """Categorical or binary cross-entropy, following the activation (module docstring)."""
+    if _binary_term(activation, logits.shape[-1]):
+        return binary_cross_entropy(logits, labels, activation=activation,
+                                    reduction=reduction, **shared)
+    return cross_entropy(logits, labels, activation=activation, reduction=reduction, **shared)
+
+
+@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
+def dice_ce_loss(
+    logits: chex.Array,
+    labels: chex.Array,
+    *,
+    lambda_dice: chex.Numeric = 1.0,
+    lambda_ce: chex.Numeric = 1.0,
+    squared: bool = False,
+    activation: str | None = "softmax",
+    smooth: Smooth = 1e-5,
+    per_image: bool = False,
+    include_background: bool = True,
+    classes: str = "all",
+    class_weights: chex.Array | None = None,
+    ignore_index: int | None = None,
+    where: chex.Array | None = None,
+    axis_name: Hashable | None = None,
+) -> jax.Array:
+    r"""Dice plus cross-entropy: the nnU-Net / MONAI default for segmentation.
+
+    .. math::
+
+       L = \lambda_{\mathrm{dice}}\, L_{\mathrm{dice}} + \lambda_{\mathrm{ce}}\, L_{\mathrm{ce}}
+
+    with :math:`L_{\mathrm{dice}}` = :func:`~segloss_jax.dice_loss` (class mean of
+    :math:`1 - (2tp + s)/(2tp + fp + fn + s)`) and :math:`L_{\mathrm{ce}}` the mean
+    over valid pixels of :func:`~segloss_jax.cross_entropy` (softmax) or over
+    valid elements of :func:`~segloss_jax.binary_cross_entropy` (sigmoid).
+
+    Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term; the
+    cross-entropy needs none.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      lambda_dice: weight :math:`\lambda_{\mathrm{dice}} \ge 0` of the Dice term.
+      lambda_ce: weight :math:`\lambda_{\mathrm{ce}} \ge 0` of the cross-entropy.
+      squared: Dice with :math:`\sum p^2 + \sum g^2` in the denominator.
+      activation: ``"softmax"`` (categorical CE), ``"sigmoid"`` (binary CE per
+        channel) or ``None`` (probabilities).
+      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
+      per_image: Dice units per (image, class) (region term only).
+      include_background: ``False`` drops class 0 from the Dice mean only.
+      classes: ``"all"`` or ``"present"`` (region term only).
+      class_weights: optional ``[C]`` weights, used by both terms.
+      ignore_index: integer label value treated as ``where=False`` (both terms).
+      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
+      axis_name: mapped axis for global Dice statistics (region term only).
+
+    Returns:
+      A float32 scalar (float64 for float64 inputs).
+
+    Matches MONAI ``DiceCELoss(softmax=True, to_onehot_y=True, batch=b,
+    lambda_dice=a, lambda_ce=c)`` (``smooth_nr = smooth_dr = 1e-5``, no
+    ``weight``) with ``dice_ce_loss(per_image=not b, lambda_dice=a,
+    lambda_ce=c)``; note MONAI's default ``batch=False`` is ``per_image=True``.
+    With ``include_background=False`` both drop class 0 from the Dice term only.
+    ``sigmoid=True`` corresponds to ``activation="sigmoid"`` (binary CE).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])  # [B=1, W=3, C=2]
+      >>> labels = jnp.array([[0, 1, 1]])
+      >>> print(f"{sl.dice_ce_loss(logits, labels):.4f}")
+      0.8102
+
+    References:
+      Isensee et al., "nnU-Net: a self-configuring method for deep learning-based
+      biomedical image segmentation", Nature Methods 2021; Milletari, Navab &
+      Ahmadi, "V-Net", 3DV 2016.
+    """
+    checks.check_nonnegative("lambda_dice", lambda_dice)
+    checks.check_nonnegative("lambda_ce", lambda_ce)
+    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
+    dice = dice_loss(logits, labels, squared=squared, activation=activation, smooth=smooth,
+                     per_image=per_image, include_background=include_background,
+                     classes=classes, axis_name=axis_name, **shared)
+    ce = _cross_entropy(logits, labels, activation=activation, **shared)
+    return lambda_dice * dice + lambda_ce * ce
+
+
+@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
+def dice_focal_loss(
+    logits: chex.Array,
+    labels: chex.Array,
+    *,
+    lambda_dice: chex.Numeric = 1.0,
+    lambda_focal: chex.Numeric = 1.0,
+    gamma: chex.Numeric = 2.0,
+    alpha: chex.Numeric | chex.Array | None = None,
+    squared: bool = False,
+    activation: str | None = "softmax",
+    smooth: Smooth = 1e-5,
+    per_image: bool = False,
+    include_background: bool = True,
+    classes: str = "all",
+    class_weights: chex.Array | None = None,
+    ignore_index: int | None = None,
+    where: chex.Array | None = None,
+    axis_name: Hashable | None = None,
+) -> jax.Array:
+    r"""Dice plus focal loss.
+
+    .. math::
+
+       L = \lambda_{\mathrm{dice}}\, L_{\mathrm{dice}}
+         + \lambda_{\mathrm{focal}}\, L_{\mathrm{focal}}
+
+    with :math:`L_{\mathrm{dice}}` = :func:`~segloss_jax.dice_loss` and
+    :math:`L_{\mathrm{focal}}` = :func:`~segloss_jax.focal_loss` (``gamma``,
+    ``alpha``; softmax: :math:`-\sum_c \alpha_c g_c (1-p_c)^\gamma \log p_c` per
+    pixel, sigmoid: per element), each reduced with ``"mean"``.
+    ``gamma=0`` and ``alpha=None`` give :func:`dice_ce_loss`.
+
+    Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      lambda_dice: weight of the Dice term, ``>= 0``.
+      lambda_focal: weight of the focal term, ``>= 0``.
+      gamma: focusing parameter :math:`\gamma \ge 0` (focal term).
+      alpha: focal class/positive weighting, as in :func:`~segloss_jax.focal_loss`.
+      squared: Dice with :math:`\sum p^2 + \sum g^2` in the denominator.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``None`` (both terms).
+      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
+      per_image: Dice units per (image, class) (region term only).
+      include_background: ``False`` drops class 0 from the Dice mean only.
+      classes: ``"all"`` or ``"present"`` (region term only).
+      class_weights: optional ``[C]`` weights, used by both terms.
+      ignore_index: integer label value treated as ``where=False`` (both terms).
+      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
+      axis_name: mapped axis for global Dice statistics (region term only).
+
+    Returns:
+      A float32 scalar (float64 for float64 inputs).
+
+    With ``activation="sigmoid"`` and ``include_background=True`` matches MONAI
+    ``DiceFocalLoss(sigmoid=True, gamma=γ, batch=b, lambda_dice=a,
+    lambda_focal=f)`` as ``dice_focal_loss(activation="sigmoid", per_image=not b,
+    ...)`` (both focal terms average over all elements); MONAI's
+    ``include_background=False`` also drops channel 0 from its focal term.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
+      >>> labels = jnp.array([[0, 1, 1]])
+      >>> print(f"{sl.dice_focal_loss(logits, labels):.4f}")
+      0.4728
+
+    References:
+      Zhu et al., "AnatomyNet: deep learning for fast and fully automated
+      whole-volume segmentation of head and neck anatomy", Medical Physics 2019;
+      Lin et al., "Focal loss for dense object detection", ICCV 2017.
+    """
+    checks.check_nonnegative("lambda_dice", lambda_dice)
+    checks.check_nonnegative("lambda_focal", lambda_focal)
+    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
+    dice = dice_loss(logits, labels, squared=squared, activation=activation, smooth=smooth,
+                     per_image=per_image, include_background=include_background,
+                     classes=classes, axis_name=axis_name, **shared)
+    focal = focal_loss(logits, labels, gamma=gamma, alpha=alpha, activation=activation,
+                       **shared)
+    return lambda_dice * dice + lambda_focal * focal
+
+
+@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
+def combo_loss(
+    logits: chex.Array,
+    labels: chex.Array,
+    *,
+    alpha: chex.Numeric = 0.5,
+    beta: chex.Numeric = 0.5,
+    activation: str | None = "softmax",
+    smooth: Smooth = 1e-5,
+    per_image: bool = False,
+    include_background: bool = True,
+    classes: str = "all",
+    class_weights: chex.Array | None = None,
+    ignore_index: int | None = None,
+    where: chex.Array | None = None,
+    axis_name: Hashable | None = None,
+) -> jax.Array:
+    r"""Combo loss (Taghanaki et al.): a false-negative-weighted cross-entropy plus Dice.
+
+    .. math::
+
+       L = \alpha\, L_{\mathrm{mbce}} + (1 - \alpha)\, L_{\mathrm{dice}},
+       \qquad
+       L_{\mathrm{mbce}} = -\frac{1}{|V|\,C} \sum_{i \in V} \sum_c
+           \left[ \beta\, g_{ic} \log p_{ic} + (1 - \beta)(1 - g_{ic}) \log(1 - p_{ic}) \right]
+
+    :math:`L_{\mathrm{mbce}}` is the paper's modified binary cross-entropy, each
+    channel a binary problem (:func:`~segloss_jax.balanced_cross_entropy` with
+    ``beta``; with softmax it is taken on the softmax probabilities, with the
+    logs clamped at the smallest normal float). :math:`\beta > 0.5` penalises
+    false negatives more, :math:`\beta < 0.5` false positives. :math:`L_{\mathrm{dice}}`
+    is :func:`~segloss_jax.dice_loss`, :math:`1 -` the class-mean Dice.
+
+    The paper writes :math:`\alpha L_{\mathrm{mbce}} - (1 - \alpha)\sum_{k=1}^{K}
+    \mathrm{DSC}_k`. Here the Dice term is :math:`1 -` the *mean* over classes:
+    identical for one class up to the constant :math:`1 - \alpha` (same
+    gradients; the loss stays non-negative), and for :math:`K` classes it is the
+    paper's Dice weight divided by :math:`K`, which keeps :math:`\alpha` meaning
+    the same whatever the number of classes. (The paper's printed
+    :math:`\beta(t_i - \ln p_i)` is read as :math:`\beta\, t_i \ln p_i`, the form
+    its text describes; the authors' code weighs the negative term by
+    :math:`\beta(1 - \beta)` through a misplaced parenthesis.)
+
+    Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      alpha: :math:`\alpha \in [0, 1]`, the weight of the cross-entropy term.
+      beta: :math:`\beta \in [0, 1]`, the weight of false negatives in it.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``None`` (both terms).
+      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
+      per_image: Dice units per (image, class) (region term only).
+      include_background: ``False`` drops class 0 from the Dice mean only.
+      classes: ``"all"`` or ``"present"`` (region term only).
+      class_weights: optional ``[C]`` weights, used by both terms.
+      ignore_index: integer label value treated as ``where=False`` (both terms).
+      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
+      axis_name: mapped axis for global Dice statistics (region term only).
+
+    Returns:
+      A float32 scalar (float64 for float64 inputs).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
+      >>> labels = jnp.array([[0, 1, 1]])
+      >>> print(f"{sl.combo_loss(logits, labels, alpha=0.5, beta=0.7):.4f}")
+      0.2873
+
+    References:
+      Taghanaki et al., "Combo loss: handling input and output imbalance in
+      multi-organ segmentation", Computerized Medical Imaging and Graphics 75,
+      2019 (arXiv:1805.02798).
+    """
+    checks.check_in_range("alpha", alpha, 0.0, 1.0)
+    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
+    dice = dice_loss(logits, labels, activation=activation, smooth=smooth,
+                     per_image=per_image, include_background=include_background,
+                     classes=classes, axis_name=axis_name, **shared)
+    if activation == "softmax":
+        logits = jnp.asarray(logits)
+        probs = jax.nn.softmax(logits.astype(compute_dtype(logits.dtype)), axis=-1)
+        ce = balanced_cross_entropy(probs, labels, beta=beta, activation=None, **shared)
+    else:
+        ce = balanced_cross_entropy(logits, labels, beta=beta, activation=activation, **shared)
+    return alpha * ce + (1 - alpha) * dice
+
+
+@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
+def exp_log_loss(
+    logits: chex.Array,
+    labels: chex.Array,
+    *,
+    w_dice: chex.Numeric = 0.8,
+    w_ce: chex.Numeric = 0.2,
+    gamma: chex.Numeric = 0.3,
+    activation: str | None = "softmax",
+    smooth: Smooth = 1e-5,
+    per_image: bool = False,
+    include_background: bool = True,
+    classes: str = "all",
+    class_weights: chex.Array | None = None,
+    ignore_index: int | None = None,
+    where: chex.Array | None = None,
+    axis_name: Hashable | None = None,
+) -> jax.Array:
+    r"""Exponential logarithmic loss (Wong et al.): powers of log-Dice and of cross-entropy.
+
+    .. math::
+
+       L = w_{\mathrm{dice}}\, \mathbb{E}_c\!\left[ (-\ln \mathrm{Dice}_c)^{\gamma} \right]
+         + w_{\mathrm{ce}}\, \mathbb{E}_{i \in V}\!\left[ w_{l_i} (-\ln p_{i, l_i})^{\gamma} \right]
+
+    with :math:`\mathrm{Dice}_c = (2tp_c + s)/(2tp_c + fp_c + fn_c + s)` the soft
+    Dice of each unit (:func:`~segloss_jax.dice_loss` with ``log=True`` gives
+    :math:`-\ln \mathrm{Dice}_c`), the first mean over the kept classes (weighted
+    by ``class_weights``, as every region loss), :math:`l_i` the label of pixel
+    :math:`i` and :math:`w_l` its class weight (1 without ``class_weights``).
+    :math:`\gamma < 1` sharpens the loss near a perfect score, where plain Dice
+    and cross-entropy flatten out. For dense (soft) labels the cross term is
+    :math:`(\sum_c w_c g_c)\,(-\sum_c g_c \ln p_c)^\gamma`; with
+    ``activation="sigmoid"`` it is :math:`w_c\,\mathrm{bce}^\gamma` per element.
+    Both powers have a finite (zero) gradient at 0.
+
+    The paper weights only the cross term by :math:`w_l = ((\sum_k f_k)/f_l)^{0.5}`
+    (:math:`f_k` the label frequencies): pass
+    ``class_weights=sl.inverse_frequency_weights(labels, C, power=0.5)`` for
+    those weights up to a common factor; as every shared keyword (API.md §9.9)
+    they then weight the Dice mean too. The paper's Dice smoothing is
+    :math:`\varepsilon = 1` (``smooth=1.0``).
+
+    Empty masks: as :func:`~segloss_jax.dice_loss`; the log is clamped, so a zero
+    Dice gives a large finite loss.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      w_dice: weight of the Dice term, ``>= 0``.
+      w_ce: weight of the cross term, ``>= 0``.
+      gamma: exponent :math:`\gamma \ge 0` of both terms.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``None`` (both terms).
+      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
+      per_image: Dice units per (image, class) (region term only).
+      include_background: ``False`` drops class 0 from the Dice mean only.
+      classes: ``"all"`` or ``"present"`` (region term only).
+      class_weights: optional ``[C]`` weights, used by both terms.
+      ignore_index: integer label value treated as ``where=False`` (both terms).
+      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
+      axis_name: mapped axis for global Dice statistics (region term only).
+
+    Returns:
+      A float32 scalar (float64 for float64 inputs).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
+      >>> labels = jnp.array([[0, 1, 1]])
+      >>> print(f"{sl.exp_log_loss(logits, labels):.4f}")
+      0.7628
+
+    References:
+      Wong, Moradi, Tang & Syeda-Mahmood, "3D segmentation with exponential
+      logarithmic loss for highly unbalanced object sizes", MICCAI 2018.
+    """
+    checks.check_nonnegative("w_dice", w_dice)
+    checks.check_nonnegative("w_ce", w_ce)
+    checks.check_nonnegative("gamma", gamma)
+    checks.check_choice("classes", classes, checks.CLASS_MODES)
+    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
+    # -ln Dice per unit (0 for dropped units), then the power, then the region
+    # reduction of API.md §3 over the same kept units as dice_loss.
+    log_dice = dice_loss(logits, labels, log=True, activation=activation, smooth=smooth,
+                         per_image=per_image, include_background=include_background,
+                         classes=classes, axis_name=axis_name, reduction="none", **shared)
+    prep = prepare(logits, labels, activation=activation, where=where,
+                   ignore_index=ignore_index, allowed_activations=_ACTIVATIONS)
+    (sum_g,) = stats.unit_sums(prep.target, valid=prep.valid, per_image=per_image,
+                               axis_name=axis_name)
+    keep = reduce.kept_units(sum_g, include_background=include_background, classes=classes)
+    dice_term = reduce.reduce_units(_safe_pow(log_dice, gamma), keep, reduction="mean",
+                                    class_weights=class_weights, axis_name=axis_name)
+
+    dtype = prep.probs.dtype
+    weights = (jnp.ones((prep.num_classes,), dtype) if class_weights is None
+               else jnp.asarray(class_weights, dtype))
+    weights = weights.reshape((1,) * (prep.target.ndim - 1) + (-1,))  # explicit broadcast
+    ce = _cross_entropy(logits, labels, activation=activation, reduction="none",
+                        ignore_index=ignore_index, where=where)
+    if _binary_term(activation, prep.num_classes):
+        cross = weights * _safe_pow(ce, gamma)  # per element
+    else:
+        pixel_weight = jnp.sum(weights * prep.target, axis=-1)  # w_l for one-hot labels
+        cross = pixel_weight * _safe_pow(ce, gamma)
+    ce_term = reduce.reduce_pixels(cross, prep.valid, "mean")
+    return w_dice * dice_term + w_ce * ce_term
+
+
+# --------------------------------------------------------------------------------------
+# combine
+# --------------------------------------------------------------------------------------
+
+
+def _accepted_keywords(fn: Callable) -> frozenset[str] | None:
+    """Keywords ``fn`` accepts after ``logits, labels``; ``None`` if it takes ``**kwargs``."""
+    params = list(inspect.signature(fn).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    named = (p for p in params[2:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return frozenset(p.name for p in named)
+
+
+def _check_keywords(name: str, fn: Callable, accepted, keywords) -> None:
+    if accepted is None:
+        return
+    unknown = sorted(set(keywords) - accepted)
+    if unknown:
+        raise TypeError(
+            f"combine: loss {name!r} ({fn.__name__}) does not accept keyword "
+            f"{', '.join(map(repr, unknown))}; it accepts {', '.join(sorted(accepted))}. "
+            f"Pass keywords for one loss only with per_loss={{{name!r}: {{...}}}}.")
+
+
+def combine(
+    weights: Mapping[str, float],
+    *,
+    per_loss: Mapping[str, Mapping[str, Any]] | None = None,
+    **shared_kwargs: Any,
+) -> Callable[..., jax.Array]:
+    r"""A weighted sum of registered losses, as one pure function.
+
+    .. math::
+
+       L(x, y) = \sum_k w_k\, L_k(x, y;\ \text{shared}, \text{per\_loss}_k)
+
+    Returns ``fn(logits, labels, **kwargs)``, usable inside ``jit``, ``grad`` and
+    ``vmap``. Every member gets ``shared_kwargs`` (e.g. ``ignore_index``,
+    ``where``, ``activation``), then its own entry of ``per_loss``, then the
+    keywords of the call, later ones overriding earlier ones.
+
+    Everything that can be checked is checked here, once: unknown names raise
+    the registry's ``KeyError`` with close matches; a keyword a member does not
+    accept (``inspect.signature``) raises ``TypeError`` naming the loss and the
+    keyword; an ``activation`` a member does not support, or members that would
+    silently use different default activations (``dice`` defaults to softmax,
+    ``binary_cross_entropy`` to sigmoid), raise ``ValueError``.
+
+    Args:
+      weights: ``{name: weight}`` with registry names (:func:`list_losses`) and
+        non-negative Python numbers (or scalars).
+      per_loss: optional ``{name: {keyword: value}}`` for one member only, e.g.
+        ``{"focal": {"gamma": 1.0}}``.
+      **shared_kwargs: keywords passed to every member.
+
+    Returns:
+      ``fn(logits, labels, **kwargs) -> scalar``; ``fn.weights`` holds the weights.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> loss_fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5}, ignore_index=255)
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
+      >>> labels = jnp.array([[0, 1, 255]])
+      >>> print(f"{loss_fn(logits, labels):.4f}")
+      0.3052
+      >>> sl.combine({"dice": 1.0, "cross_entropy": 1.0}, smooth=1.0)
+      Traceback (most recent call last):
+        ...
+      TypeError: combine: loss 'cross_entropy' (cross_entropy) does not accept keyword 'smooth'; ...
+    """
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError(f"`weights` must be a non-empty dict {{name: weight}}, got {weights!r}.")
+    per_loss = dict(per_loss or {})
+    for name in per_loss:
+        if name not in weights:
+            raise KeyError(f"combine: per_loss names {name!r}, which is not in `weights` "
+                           f"({', '.join(map(repr, weights))}).")
+    members = []
+    for name, weight in weights.items():
+        info = loss_info(name)  # KeyError with close matches
+        if not isinstance(weight, numbers.Real | jax.Array) or isinstance(weight, bool):
+            raise TypeError(f"combine: the weight of {name!r} must be a number, got {weight!r}.")
+        checks.check_nonnegative(f"weights[{name!r}]", weight)
+        accepted = _accepted_keywords(info.fn)
+        own = dict(per_loss.get(name, {}))
+        _check_keywords(name, info.fn, accepted, {**shared_kwargs, **own})
+        members.append((name, weight, info, accepted, own))
+
+    def activation_of(info, own):
+        if "activation" in own:
+            return own["activation"]
+        if "activation" in shared_kwargs:
+            return shared_kwargs["activation"]
+        param = inspect.signature(info.fn).parameters.get("activation")
+        return info.activations[0] if param is None else param.default
+
+    explicit = "activation" in shared_kwargs
+    used = {}
+    for name, _, info, _, own in members:
+        act = activation_of(info, own)
+        if act not in info.activations:
+            raise ValueError(f"combine: loss {name!r} does not support activation={act!r}; "
+                             f"it supports {info.activations}.")
+        explicit = explicit or "activation" in own
+        used[name] = act
+    if not explicit and len(set(used.values())) > 1:
+        raise ValueError(
+            f"combine: the losses would use different default activations ({used}); pass "
+            f"activation=... so that they read the logits alike.")
+
+    def combined(logits: chex.Array, labels: chex.Array, **kwargs: Any) -> jax.Array:
+        total = None
+        for name, weight, info, accepted, own in members:
+            _check_keywords(name, info.fn, accepted, kwargs)
+            term = weight * info.fn(logits, labels, **{**shared_kwargs, **own, **kwargs})
+            total = term if total is None else total + term
+        return total
+
+    combined.__name__ = "combined"
+    combined.__qualname__ = "combined"
+    combined.__doc__ = ("Weighted sum of " + " + ".join(f"{w!r}·{n}" for n, w in weights.items())
+                        + " (made by segloss_jax.combine).")
+    combined.weights = dict(weights)
+    return combined

@@ -1,0 +1,340 @@
+r"""Exact Euclidean distance transforms, computed in the graph.
+
+Contract: a mask is ``[*spatial]`` with 1 to 3 spatial axes, of any dtype
+(nonzero = foreground); distances are in units of ``sampling`` (voxel spacing
+per axis, 1 by default) and come back as float32 (float64 when x64 is enabled
+and ``mask`` or ``sampling`` is float64), with no gradient. Everything is pure
+JAX with static shapes: it runs under ``jit`` and ``vmap`` with no host
+callback. :func:`batched_edt` and :func:`batched_signed_distance` are the
+internal entry points for the losses; they treat leading axes as a batch
+without ``vmap``.
+
+Algorithm. The squared EDT is separable (Saito & Toriwaki; Felzenszwalb &
+Huttenlocher): a first pass along one axis gives the squared 1D distance to the
+nearest zero of each line (two ``lax.scan`` sweeps, linear), and each further
+axis replaces ``f`` by ``min_j f[j] + (s·(i − j))²`` along its lines. For that
+min-plus step we measured three exact strategies on CPU (``python -m
+benchmarks.bench_distance --strategies``: jax 0.10.2, 2 x86 cores shared with
+other jobs, so process CPU time; median ms per mask of random balls):
+
+==================================  ======  =======  =======
+strategy                             256²    512²     96³
+==================================  ======  =======  =======
+loop over ``j``, running min         2.7     12.5     18.0
+broadcast ``[lines, i, j]``, chunks  2.9     23.2     32.7
+lower envelope, ``lax.scan``         5.3     35.1     125.7
+scipy ``distance_transform_edt``     2.8     10.8     90.8
+==================================  ======  =======  =======
+
+The first two are the same O(n²)-per-line brute force. The chosen one keeps
+the lines in the fast (minor) dimension and reads each source row once, so
+every step is one fused, vectorised elementwise update with O(size) memory (no
+``[n, n]`` broadcast is ever built). The lower envelope does O(n) work per line
+but its per-line stacks need a ``while_loop`` per position with gathers and
+scatters, which costs more than it saves at these sizes. The brute force costs
+``n_k`` updates per element for each axis ``k`` after the first, so the first
+pass runs along the longest axis; its time does not depend on the mask. It
+matches scipy at 256², is 5x faster at 96³ and ~15% slower at 512² on CPU;
+tiling the lines into cache-sized chunks did not help.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+Sampling = float | Sequence[float] | jax.Array | None
+
+
+def distance_transform_edt(mask: jax.Array, *, sampling: Sampling = None) -> jax.Array:
+    r"""Exact Euclidean distance from each foreground element to the background.
+
+    .. math::
+
+        D(x) = \min_{y \,:\, m(y) = 0} \Big( \sum_k s_k^2 (x_k - y_k)^2 \Big)^{1/2}
+
+    where :math:`m` is the mask (nonzero = foreground) and :math:`s_k` the
+    spacing of axis :math:`k`. Background elements get 0. Same semantics as
+    ``scipy.ndimage.distance_transform_edt(mask, sampling=sampling)``.
+
+    A mask with no zero element has no background to measure to (scipy then
+    returns distances to an arbitrary point outside the array). Here such a
+    mask is treated as padded by background: each element gets its distance to
+    the nearest position just outside the array, ``min_k s_k·min(x_k + 1, n_k −
+    x_k)``, which is finite and grows towards the centre. An all-zero mask gives
+    all zeros.
+
+    Separable exact algorithm (Felzenszwalb & Huttenlocher): squared 1D
+    distances along the longest axis, then ``min_j f[j] + (s·(i − j))²`` along
+    each other axis, computed as a brute-force running minimum (see the module
+    docstring for the measured choice). Cost: ``n_k`` updates per element for
+    each axis but the first, memory O(size). With unit spacing the squared
+    distances are integers, exact in float32 while ``Σ_k n_k² < 2²⁴``.
+
+    Args:
+      mask: ``[*spatial]`` array with 1 to 3 axes, any dtype; nonzero elements
+        are foreground. ``vmap`` over it for a batch.
+      sampling: spacing of the grid, a positive float for every axis or a
+        sequence with one per axis of ``mask``. ``None`` means 1.
+
+    Returns:
+      ``[*spatial]`` float32 distances (float64 under x64 when ``mask`` or
+      ``sampling`` is float64). No gradient flows through them.
+
+    Raises:
+      ValueError: ``mask`` has fewer than 1 or more than 3 axes, ``sampling``
+        does not have one value per axis, or a known spacing is not positive.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from segloss_jax._src.distance import distance_transform_edt
+      >>> print(distance_transform_edt(jnp.array([0, 1, 1, 1, 0, 1])))
+      [0. 1. 2. 1. 0. 1.]
+      >>> mask = jnp.array([[0, 1, 1],
+      ...                   [1, 1, 1]])
+      >>> print(distance_transform_edt(mask).round(4))
+      [[0.     1.     2.    ]
+       [1.     1.4142 2.2361]]
+      >>> print(distance_transform_edt(mask, sampling=(2.0, 1.0)).round(4))
+      [[0.     1.     2.    ]
+       [2.     2.2361 2.8284]]
+
+    References:
+      Felzenszwalb & Huttenlocher, `Distance Transforms of Sampled Functions
+      <https://doi.org/10.4086/toc.2012.v008a019>`_, Theory of Computing 2012.
+
+      Maurer, Qi & Raghavan, `A Linear Time Algorithm for Computing Exact
+      Euclidean Distance Transforms of Binary Images in Arbitrary Dimensions
+      <https://doi.org/10.1109/TPAMI.2003.1177156>`_, IEEE TPAMI 2003.
+    """
+    mask = jnp.asarray(mask)
+    _check_mask(mask)
+    return batched_edt(mask, spatial_ndim=mask.ndim, sampling=sampling)
+
+
+def signed_distance(mask: jax.Array, *, sampling: Sampling = None) -> jax.Array:
+    r"""Signed distance to the mask boundary: negative inside, positive outside.
+
+    .. math::
+
+        \phi(x) = \begin{cases}
+            D_{\bar m}(x) & m(x) = 0 \\
+            -\big(D_m(x) - \delta\big) & m(x) \neq 0
+        \end{cases}
+        \qquad \delta = \min_k s_k
+
+    with :math:`D_m` = ``distance_transform_edt(m)`` (distance to the nearest
+    background element) and :math:`D_{\bar m}` the same for the complement
+    (distance to the nearest foreground element). Outside elements are at
+    least :math:`\delta` away; the inner boundary, i.e. foreground elements one
+    finest grid step from the background, is exactly 0, and deeper elements are
+    negative. A mask with no foreground or no background has no boundary and
+    gives all zeros.
+
+    This is Kervadec et al.'s map (``one_hot2dist`` in their reference code:
+    ``edt(¬m)·¬m − (edt(m) − 1)·m``): identical when ``sampling`` is ``None``
+    or its smallest spacing is 1, and identical on empty masks (zeros). The
+    reference subtracts 1 whatever the spacing, which makes inner boundary
+    elements positive when the spacing is below 1; here :math:`\delta` keeps
+    the signs. On a full mask the reference returns minus scipy's distances to
+    an arbitrary outside point; here it is 0.
+
+    Args:
+      mask: ``[*spatial]`` array with 1 to 3 axes, any dtype; nonzero elements
+        are foreground. ``vmap`` over it for a batch.
+      sampling: spacing of the grid, a positive float for every axis or a
+        sequence with one per axis of ``mask``. ``None`` means 1.
+
+    Returns:
+      ``[*spatial]`` float32 signed distances (float64 under x64 when ``mask`` or
+      ``sampling`` is float64). No gradient flows through them.
+
+    Raises:
+      ValueError: as :func:`distance_transform_edt`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from segloss_jax._src.distance import signed_distance
+      >>> print(signed_distance(jnp.array([0, 0, 1, 1, 1, 1, 1, 0])))
+      [ 2.  1.  0. -1. -2. -1.  0.  1.]
+
+    References:
+      Kervadec et al., `Boundary loss for highly unbalanced segmentation
+      <https://doi.org/10.1016/j.media.2020.101851>`_, Medical Image Analysis
+      2021 (MIDL 2019).
+    """
+    mask = jnp.asarray(mask)
+    _check_mask(mask)
+    return batched_signed_distance(mask, spatial_ndim=mask.ndim, sampling=sampling)
+
+
+def batched_edt(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling = None) -> jax.Array:
+    """:func:`distance_transform_edt` of each ``[*spatial]`` mask in ``[*batch, *spatial]``.
+
+    The leading axes are a batch, handled without ``vmap`` (the loops then run
+    once for the whole batch). Internal: the losses call it.
+    """
+    masks = jnp.asarray(masks)
+    spacing = _spacing(sampling, masks, spatial_ndim)
+    return _edt(masks, spacing, spatial_ndim)
+
+
+def batched_signed_distance(
+    masks: jax.Array, *, spatial_ndim: int, sampling: Sampling = None
+) -> jax.Array:
+    """:func:`signed_distance` of each ``[*spatial]`` mask in ``[*batch, *spatial]``.
+
+    Internal: the boundary loss calls it. Both distance maps are computed in one
+    batched transform.
+    """
+    masks = jnp.asarray(masks)
+    spacing = _spacing(sampling, masks, spatial_ndim)
+    return _signed(masks, spacing, spatial_ndim)
+
+
+# --- kernels -----------------------------------------------------------------------------
+# Jitted so that eager calls compile once per shape instead of re-tracing the loops.
+
+
+@functools.partial(jax.jit, static_argnames="spatial_ndim")
+def _edt(masks: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
+    fg = masks.astype(bool)
+    spatial = masks.shape[masks.ndim - spatial_ndim :]
+    sq = _squared_edt(fg, spacing, spatial_ndim)
+    has_zero = jnp.any(~fg, axis=_spatial_axes(fg.ndim, spatial_ndim), keepdims=True)
+    border = _border_distance(spatial, spacing)
+    border = border.reshape((1,) * (fg.ndim - spatial_ndim) + spatial)
+    return lax.stop_gradient(jnp.where(has_zero, jnp.sqrt(sq), border))
+
+
+@functools.partial(jax.jit, static_argnames="spatial_ndim")
+def _signed(masks: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
+    fg = masks.astype(bool)
+    # One transform over [2, *batch, *spatial]: distances inside, then outside.
+    sq = _squared_edt(jnp.stack([fg, ~fg]), spacing, spatial_ndim)
+    inside, outside = jnp.sqrt(sq[0]), jnp.sqrt(sq[1])
+    phi = jnp.where(fg, jnp.min(spacing) - inside, outside)
+    axes = _spatial_axes(fg.ndim, spatial_ndim)
+    has_boundary = jnp.any(fg, axis=axes, keepdims=True) & jnp.any(~fg, axis=axes, keepdims=True)
+    return lax.stop_gradient(jnp.where(has_boundary, phi, jnp.zeros((), phi.dtype)))
+
+
+def _squared_edt(fg: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
+    """Squared distances to the nearest ``False`` over the last ``spatial_ndim`` axes.
+
+    Elements with no ``False`` in their spatial slice get at least ``big``.
+    """
+    axes = _spatial_axes(fg.ndim, spatial_ndim)
+    spatial = fg.shape[axes[0] :]
+    # Larger than any squared distance inside the array: marks "no zero found".
+    big = sum(jnp.square(spacing[k] * n) for k, n in enumerate(spatial))
+    # The first pass is linear, the others cost n_k per element: start with the longest.
+    first = int(np.argmax(spatial))
+    f = _line_distance_sq(fg, axes[first], spacing[first], big)
+    for k, axis in enumerate(axes):
+        if k != first:
+            f = _min_plus_parabola(f, axis, spacing[k])
+    return f
+
+
+def _line_distance_sq(fg: jax.Array, axis: int, step: jax.Array, big: jax.Array) -> jax.Array:
+    """Squared distance along ``axis`` to the nearest ``False`` of the line, or ``big``."""
+    x = jnp.moveaxis(fg, axis, 0)
+    n = x.shape[0]
+
+    def sweep(run: jax.Array, row: jax.Array) -> tuple[jax.Array, jax.Array]:
+        run = jnp.where(row, run + 1, 0)  # steps since the last zero
+        return run, run
+
+    none_yet = jnp.full(x.shape[1:], n, jnp.int32)  # n is more than any in-line distance
+    _, forward = lax.scan(sweep, none_yet, x)
+    _, backward = lax.scan(sweep, none_yet, x, reverse=True)
+    steps = jnp.minimum(forward, backward)
+    f = jnp.where(steps < n, jnp.square(steps.astype(big.dtype) * step), big)
+    return jnp.moveaxis(f, 0, axis)
+
+
+def _min_plus_parabola(f: jax.Array, axis: int, step: jax.Array) -> jax.Array:
+    """``out[i] = min_j f[j] + (step·(i − j))²`` along ``axis``, by brute force.
+
+    A loop over the source index ``j`` with a running minimum: each step is one
+    fused elementwise update of the whole array, with the lines in the fast
+    dimension.
+    """
+    f = jnp.moveaxis(f, axis, 0)
+    n = f.shape[0]
+    pos = (jnp.arange(n, dtype=f.dtype) * step).reshape((n,) + (1,) * (f.ndim - 1))
+
+    def relax(j: jax.Array, out: jax.Array) -> jax.Array:
+        f_j = lax.dynamic_index_in_dim(f, j, axis=0, keepdims=True)
+        pos_j = lax.dynamic_index_in_dim(pos, j, axis=0, keepdims=True)
+        return jnp.minimum(out, f_j + jnp.square(pos - pos_j))
+
+    out = lax.fori_loop(0, n, relax, f, unroll=4)
+    return jnp.moveaxis(out, 0, axis)
+
+
+def _border_distance(spatial: tuple[int, ...], spacing: jax.Array) -> jax.Array:
+    """Distance to the nearest position just outside the array (the no-zero convention)."""
+    nd = len(spatial)
+    dtype = spacing.dtype
+    dist = jnp.full(spatial, jnp.inf, dtype)
+    for k, n in enumerate(spatial):
+        i = jnp.arange(n)
+        to_edge = jnp.minimum(i + 1, n - i).astype(dtype) * spacing[k]
+        shape = [1] * nd
+        shape[k] = n
+        dist = jnp.minimum(dist, to_edge.reshape(shape))
+    return dist
+
+
+# --- checks and options ------------------------------------------------------------------
+
+
+def _check_mask(mask: jax.Array) -> None:
+    if not 1 <= mask.ndim <= 3:
+        raise ValueError(
+            f"`mask` must have 1 to 3 spatial axes ([W], [H, W] or [D, H, W]); got shape "
+            f"{mask.shape} (rank {mask.ndim}). vmap over batch and channel axes."
+        )
+
+
+def _spatial_axes(ndim: int, spatial_ndim: int) -> tuple[int, ...]:
+    return tuple(range(ndim - spatial_ndim, ndim))
+
+
+def _result_dtype(mask: jax.Array, sampling: Sampling) -> jnp.dtype:
+    # float64 only on request (x64 on and a float64 input); bf16/f16 masks give float32.
+    wide = mask.dtype == jnp.float64 or getattr(sampling, "dtype", None) == jnp.float64
+    return jnp.dtype(jnp.float64 if wide and jax.config.jax_enable_x64 else jnp.float32)
+
+
+def _spacing(sampling: Sampling, masks: jax.Array, spatial_ndim: int) -> jax.Array:
+    """``sampling`` as a ``[spatial_ndim]`` array of the result dtype, checked at trace time."""
+    if not 1 <= spatial_ndim <= min(3, masks.ndim):
+        raise ValueError(
+            f"`spatial_ndim` must be 1 to 3 and at most the rank of `masks` (shape "
+            f"{masks.shape}); got {spatial_ndim}."
+        )
+    spatial = masks.shape[masks.ndim - spatial_ndim :]
+    dtype = _result_dtype(masks, sampling)
+    if sampling is None:
+        return jnp.ones((spatial_ndim,), dtype)
+    spacing = jnp.asarray(sampling, dtype)
+    if spacing.ndim > 1 or (spacing.ndim == 1 and spacing.shape[0] != spatial_ndim):
+        raise ValueError(
+            f"`sampling` must be a float or a sequence of {spatial_ndim} floats (one per axis "
+            f"of a mask with spatial shape {spatial}); got shape {spacing.shape}."
+        )
+    try:
+        values = np.asarray(sampling, dtype=np.float64)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        values = None  # traced: only the shape can be checked
+    if values is not None and not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(f"`sampling` must be positive and finite; got {sampling!r}.")
+    return jnp.broadcast_to(spacing, (spatial_ndim,))

@@ -1,0 +1,280 @@
+"""Compound losses and ``combine`` against float64 NumPy references from the formulas."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import segloss_jax as sl
+from segloss_jax._src.registry import loss_info
+
+# ----------------------------------------------------------------------------- references
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def onehot(y, c):
+    return (y[..., None] == np.arange(c)).astype(np.float64) if c > 1 else (y == 1)[..., None] * 1.0
+
+
+def ref_dice_units(p, g, valid, per_image=False, smooth=1e-5):
+    """Per-unit Dice score, [C] (or [B, C] per image), over valid pixels."""
+    m = valid[..., None]
+    axes = tuple(range(1 if per_image else 0, p.ndim - 1))
+    tp = np.sum(m * p * g, axes)
+    den = np.sum(m * p, axes) + np.sum(m * g, axes)
+    return (2 * tp + smooth) / (den + smooth)
+
+
+def class_mean(loss, weights=None, keep=None):
+    w = np.ones(loss.shape[-1]) if weights is None else np.asarray(weights, np.float64)
+    w = w * (np.ones(loss.shape) if keep is None else keep)
+    per = np.sum(w * loss, -1) / np.sum(w, -1)
+    return per.mean() if per.ndim else per
+
+
+def ref_ce(p, g, valid, binary, weights=None):
+    c = p.shape[-1]
+    w = np.ones(c) if weights is None else np.asarray(weights, np.float64)
+    if binary:
+        e = -w * (g * np.log(p) + (1 - g) * np.log(1 - p))
+        return np.sum(valid[..., None] * e) / (valid.sum() * c)
+    e = -np.sum(w * g * np.log(p), -1)
+    return np.sum(valid * e) / valid.sum()
+
+
+def inputs(act, seed=0, shape=(2, 5, 4), c=3):
+    rng = np.random.default_rng(seed)
+    c = c if act == "softmax" else 1
+    x = rng.normal(scale=1.5, size=(*shape, c))
+    y = rng.integers(0, max(c, 2), shape)
+    y.reshape(shape[0], -1)[:, : max(c, 2)] = np.arange(max(c, 2))
+    p = softmax(x) if act == "softmax" else sigmoid(x)
+    return x, y, p, onehot(y, c)
+
+
+def mask(seed=1, shape=(2, 5, 4)):
+    m = np.random.default_rng(seed).random(shape) > 0.25
+    m[:, 0, :3] = True
+    return m
+
+
+# ----------------------------------------------------------------------------- dice_ce
+
+
+@pytest.mark.parametrize("act", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("per_image", [False, True])
+def test_dice_ce_matches_reference(act, per_image):
+    x, y, p, g = inputs(act)
+    valid = mask()
+    w = np.array([0.5, 1.0, 2.0]) if act == "softmax" else None
+    with jax.enable_x64(True):
+        got = sl.dice_ce_loss(jnp.asarray(x), jnp.asarray(y), activation=act, per_image=per_image,
+                              lambda_dice=0.7, lambda_ce=1.3, where=jnp.asarray(valid),
+                              class_weights=None if w is None else jnp.asarray(w))
+    dice = class_mean(1 - ref_dice_units(p, g, valid, per_image), w)
+    ref = 0.7 * dice + 1.3 * ref_ce(p, g, valid, act == "sigmoid", w)
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+def test_dice_ce_routes_region_keywords_to_dice_only():
+    x, y, _, _ = inputs("softmax")
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
+    kw = dict(include_background=False, classes="present", smooth=(0.0, 1e-6), per_image=True)
+    got = sl.dice_ce_loss(x, y, ignore_index=2, **kw)
+    ref = sl.dice_loss(x, y, ignore_index=2, **kw) + sl.cross_entropy(x, y, ignore_index=2)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    # activation=None: probabilities; categorical for C > 1, binary for C == 1.
+    probs = jax.nn.softmax(x)
+    np.testing.assert_allclose(sl.dice_ce_loss(probs, y, activation=None),
+                               sl.dice_ce_loss(x, y), rtol=1e-5)
+    xb, yb, _, _ = inputs("sigmoid")
+    xb, yb = jnp.asarray(xb, jnp.float32), jnp.asarray(yb)
+    np.testing.assert_allclose(sl.dice_ce_loss(jax.nn.sigmoid(xb), yb, activation=None),
+                               sl.dice_ce_loss(xb, yb, activation="sigmoid"), rtol=1e-5)
+
+
+def test_dice_focal_matches_reference_and_reduces_to_dice_ce():
+    x, y, p, g = inputs("softmax", seed=3)
+    valid = np.ones(y.shape, bool)
+    with jax.enable_x64(True):
+        xj, yj = jnp.asarray(x), jnp.asarray(y)
+        got = sl.dice_focal_loss(xj, yj, gamma=2.0, lambda_focal=0.5)
+        focal = np.mean(-np.sum(g * (1 - p) ** 2 * np.log(p), -1))
+        ref = class_mean(1 - ref_dice_units(p, g, valid)) + 0.5 * focal
+        np.testing.assert_allclose(got, ref, rtol=1e-10)
+        np.testing.assert_allclose(sl.dice_focal_loss(xj, yj, gamma=0.0), sl.dice_ce_loss(xj, yj),
+                                   rtol=1e-12)
+        xs, ys, ps, gs = inputs("sigmoid", seed=4)
+        got = sl.dice_focal_loss(jnp.asarray(xs), jnp.asarray(ys), activation="sigmoid",
+                                 alpha=0.25)
+        pt = ps * gs + (1 - ps) * (1 - gs)
+        at = 0.25 * gs + 0.75 * (1 - gs)
+        focal = np.mean(-at * (1 - pt) ** 2 * np.log(pt))
+        ref = class_mean(1 - ref_dice_units(ps, gs, np.ones(ys.shape, bool))) + focal
+        np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- combo
+
+
+@pytest.mark.parametrize("act", ["softmax", "sigmoid"])
+def test_combo_matches_reference(act):
+    x, y, p, g = inputs(act, seed=5)
+    valid = mask(seed=6)
+    alpha, beta = 0.3, 0.8
+    with jax.enable_x64(True):
+        got = sl.combo_loss(jnp.asarray(x), jnp.asarray(y), alpha=alpha, beta=beta,
+                            activation=act, where=jnp.asarray(valid))
+    c = p.shape[-1]
+    mbce = -(beta * g * np.log(p) + (1 - beta) * (1 - g) * np.log(1 - p))
+    mbce = np.sum(valid[..., None] * mbce) / (valid.sum() * c)
+    ref = alpha * mbce + (1 - alpha) * class_mean(1 - ref_dice_units(p, g, valid))
+    np.testing.assert_allclose(got, ref, rtol=1e-8)
+
+
+def test_combo_beta_weighs_false_negatives():
+    # A false negative (and a true negative), then a false positive (and a true positive).
+    labels = jnp.array([[1, 0]])
+    with_fn, with_fp = jnp.full((1, 2, 1), -2.0), jnp.full((1, 2, 1), 2.0)
+    f = functools.partial(sl.combo_loss, labels=labels, activation="sigmoid", alpha=1.0)
+    assert f(with_fn, beta=0.9) > f(with_fn, beta=0.1)
+    assert f(with_fp, beta=0.9) < f(with_fp, beta=0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        f(with_fn, alpha=1.5)
+    with pytest.raises(ValueError, match="beta"):
+        f(with_fn, beta=-0.1)
+
+
+# ----------------------------------------------------------------------------- exp_log
+
+
+@pytest.mark.parametrize("act,per_image,include_background,weighted", [
+    ("softmax", False, True, False),
+    ("softmax", True, False, True),
+    ("sigmoid", False, True, False),
+])
+def test_exp_log_matches_reference(act, per_image, include_background, weighted):
+    x, y, p, g = inputs(act, seed=7)
+    valid = mask(seed=8)
+    gamma = 0.3
+    w = np.array([0.4, 1.0, 1.6]) if weighted else None
+    with jax.enable_x64(True):
+        got = sl.exp_log_loss(jnp.asarray(x), jnp.asarray(y), activation=act, smooth=1.0,
+                              per_image=per_image, include_background=include_background,
+                              where=jnp.asarray(valid),
+                              class_weights=None if w is None else jnp.asarray(w))
+    c = p.shape[-1]
+    dice = ref_dice_units(p, g, valid, per_image, smooth=1.0)
+    keep = np.ones(dice.shape)
+    if not include_background and c > 1:
+        keep[..., 0] = 0
+    dice_term = class_mean((-np.log(dice)) ** gamma, w, keep)
+    ww = np.ones(c) if w is None else w
+    if act == "sigmoid":
+        bce = -(g * np.log(p) + (1 - g) * np.log(1 - p))
+        cross = np.sum(valid[..., None] * ww * bce**gamma) / (valid.sum() * c)
+    else:
+        ce = -np.sum(g * np.log(p), -1)
+        cross = np.sum(valid * np.sum(ww * g, -1) * ce**gamma) / valid.sum()
+    np.testing.assert_allclose(got, 0.8 * dice_term + 0.2 * cross, rtol=1e-8)
+
+
+def test_exp_log_perfect_prediction_has_finite_gradient():
+    y = jnp.array([[0, 1, 2, 1]])
+    x = 1e4 * jax.nn.one_hot(y, 3)  # probabilities exactly one-hot in float32
+    value, grad = jax.jit(jax.value_and_grad(sl.exp_log_loss))(x, y)
+    assert np.isfinite(value) and value < 1e-3
+    assert np.all(np.isfinite(grad))
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+@pytest.mark.parametrize("name", ["dice_ce_loss", "dice_focal_loss", "combo_loss", "exp_log_loss"])
+def test_float64_gradients_match_finite_differences(name):
+    x, y, _, _ = inputs("softmax", seed=9, shape=(1, 3, 3))
+    fn = getattr(sl, name)
+    with jax.enable_x64(True):
+        f = jax.jit(lambda v: fn(v, jnp.asarray(y), where=jnp.asarray(mask(2, (1, 3, 3)))))
+        check_grads(f, (jnp.asarray(x),), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+def test_registered_as_compound():
+    for name in ("combo", "exp_log", "dice_ce", "dice_focal"):
+        info = loss_info(name)
+        assert info.kind == "compound" and info.activations[0] == "softmax"
+        assert sl.get_loss(name) is getattr(sl, f"{name}_loss")
+
+
+@pytest.mark.parametrize("name,kw", [("dice_ce_loss", "lambda_ce"), ("dice_focal_loss",
+                                                                     "lambda_focal"),
+                                     ("exp_log_loss", "w_dice")])
+def test_negative_term_weights_rejected(name, kw):
+    x, y, _, _ = inputs("softmax")
+    with pytest.raises(ValueError, match=kw):
+        getattr(sl, name)(jnp.asarray(x, jnp.float32), jnp.asarray(y), **{kw: -1.0})
+
+
+# ----------------------------------------------------------------------------- combine
+
+
+def test_combine_is_the_weighted_sum_and_jits():
+    x, y, _, _ = inputs("softmax", seed=10)
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(jnp.where(mask(11), y, 255))
+    fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5, "focal": 0.25}, ignore_index=255,
+                    per_loss={"focal": {"gamma": 1.0}})
+    ref = (sl.dice_loss(x, y, ignore_index=255) + 0.5 * sl.cross_entropy(x, y, ignore_index=255)
+           + 0.25 * sl.focal_loss(x, y, ignore_index=255, gamma=1.0))
+    np.testing.assert_allclose(fn(x, y), ref, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(fn)(x, y), ref, rtol=1e-6)
+    grad = jax.grad(fn)(x, y)
+    assert np.all(np.asarray(grad)[np.asarray(y) == 255] == 0)
+    # Call-time keywords reach every member and override the shared ones.
+    np.testing.assert_allclose(fn(x, y, ignore_index=None, where=jnp.asarray(mask(11))),
+                               ref, rtol=1e-6)
+    assert fn.weights == {"dice": 1.0, "cross_entropy": 0.5, "focal": 0.25}
+    # Compounds combine too, and sigmoid members with an explicit activation.
+    xb, yb, _, _ = inputs("sigmoid")
+    xb, yb = jnp.asarray(xb, jnp.float32), jnp.asarray(yb)
+    fb = sl.combine({"dice_ce": 1.0, "binary_cross_entropy": 2.0}, activation="sigmoid")
+    np.testing.assert_allclose(
+        fb(xb, yb), sl.dice_ce_loss(xb, yb, activation="sigmoid")
+        + 2 * sl.binary_cross_entropy(xb, yb), rtol=1e-6)
+
+
+def test_combine_errors():
+    with pytest.raises(KeyError, match="dice"):
+        sl.combine({"dcie": 1.0})
+    with pytest.raises(TypeError, match=r"'cross_entropy'.*'smooth'"):
+        sl.combine({"dice": 1.0, "cross_entropy": 1.0}, smooth=1.0)
+    with pytest.raises(TypeError, match=r"'focal'.*'label_smoothing'"):
+        sl.combine({"focal": 1.0}, per_loss={"focal": {"label_smoothing": 0.1}})
+    with pytest.raises(KeyError, match="per_loss"):
+        sl.combine({"focal": 1.0}, per_loss={"dice": {}})
+    with pytest.raises(ValueError, match="activation"):
+        sl.combine({"dice": 1.0, "binary_cross_entropy": 1.0})  # softmax vs sigmoid defaults
+    with pytest.raises(ValueError, match="cross_entropy.*sigmoid"):
+        sl.combine({"dice": 1.0, "cross_entropy": 1.0}, activation="sigmoid")
+    with pytest.raises(ValueError, match="weights"):
+        sl.combine({"dice": -1.0})
+    with pytest.raises(ValueError, match="weights"):
+        sl.combine({})
+    with pytest.raises(TypeError, match="weight"):
+        sl.combine({"dice": "1"})
+    fn = sl.combine({"dice": 1.0, "cross_entropy": 1.0})
+    x, y, _, _ = inputs("softmax")
+    with pytest.raises(TypeError, match=r"'cross_entropy'.*'per_image'"):
+        fn(jnp.asarray(x, jnp.float32), jnp.asarray(y), per_image=True)

@@ -1,0 +1,121 @@
+"""Region losses across devices (the 8 CPU devices set up by conftest.py).
+
+(a) ``jit`` on a batch sharded with a ``NamedSharding`` gives the single-device
+loss and gradient. (b) Under ``jax.shard_map`` with ``axis_name`` the statistics
+are global: every device gets the loss of the concatenated batch, and the
+gradient of that loss with respect to each device's shard is the matching slice
+of the single-device gradient, whether taken inside ``shard_map`` or through it.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import segloss_jax as sl
+
+NAMES = ("dice_loss", "jaccard_loss", "tversky_loss", "generalized_dice_loss")
+DEVICES = 8
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    if jax.device_count() < DEVICES:
+        pytest.skip(f"needs {DEVICES} devices, found {jax.device_count()}")
+    return Mesh(np.array(jax.devices()[:DEVICES]), ("data",))
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(DEVICES, 6, 5, 3)) * 2, jnp.float32)
+    labels = rng.integers(0, 3, size=(DEVICES, 6, 5))
+    labels[:, 0, 0] = 255  # some ignored pixels
+    labels[3] = 0  # an image with background only
+    return logits, jnp.asarray(labels)
+
+
+def assert_close(got, want):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-5,
+                               atol=1e-6 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_named_sharding_jit_equals_single_device(name, mesh, batch):
+    logits, labels = batch
+    fn = getattr(sl, name)
+    loss_fn = jax.jit(jax.value_and_grad(lambda x, y: fn(x, y, ignore_index=255)))
+    want_loss, want_grad = loss_fn(logits, labels)
+    sharding = NamedSharding(mesh, P("data"))
+    got_loss, got_grad = loss_fn(jax.device_put(logits, sharding),
+                                 jax.device_put(labels, sharding))
+    assert_close(got_loss, want_loss)
+    assert_close(got_grad, want_grad)
+    assert got_grad.sharding.spec[0] == "data"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shard_map_axis_name_gives_global_loss_and_gradient(name, mesh, batch):
+    logits, labels = batch
+    fn = getattr(sl, name)
+    want_loss, want_grad = jax.value_and_grad(
+        lambda x: fn(x, labels, ignore_index=255))(logits)
+
+    def per_device(x, y):
+        # Gradient taken inside shard_map: of the global loss, w.r.t. this shard.
+        loss, grad = jax.value_and_grad(lambda x: fn(x, y, ignore_index=255,
+                                                     axis_name="data"))(x)
+        return loss[None], grad
+
+    losses, grads = jax.jit(jax.shard_map(
+        per_device, mesh=mesh, in_specs=(P("data"), P("data")),
+        out_specs=(P("data"), P("data"))))(logits, labels)
+    assert losses.shape == (DEVICES,)
+    for device_loss in losses:  # every device sees the loss of the whole batch
+        assert_close(device_loss, want_loss)
+    assert_close(grads, want_grad)  # shard i holds the slice i of the full gradient
+
+    # The same through shard_map with a replicated output.
+    def global_loss(x):
+        return jax.shard_map(lambda x, y: fn(x, y, ignore_index=255, axis_name="data"),
+                             mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P())(x, labels)
+
+    loss, grad = jax.jit(jax.value_and_grad(global_loss))(logits)
+    assert_close(loss, want_loss)
+    assert_close(grad, want_grad)
+
+
+@pytest.mark.parametrize("name", ("dice_loss", "generalized_dice_loss"))
+def test_shard_map_per_image_mean_is_global(name, mesh, batch):
+    """With per_image=True, axis_name makes the mean over images global."""
+    logits, labels = batch
+    fn = getattr(sl, name)
+    kwargs = {"ignore_index": 255, "per_image": True, "classes": "present",
+              "include_background": False}
+    want_loss, want_grad = jax.value_and_grad(lambda x: fn(x, labels, **kwargs))(logits)
+
+    def per_device(x, y):
+        loss, grad = jax.value_and_grad(lambda x: fn(x, y, axis_name="data", **kwargs))(x)
+        return loss[None], grad
+
+    losses, grads = jax.jit(jax.shard_map(
+        per_device, mesh=mesh, in_specs=(P("data"), P("data")),
+        out_specs=(P("data"), P("data"))))(logits, labels)
+    for device_loss in losses:
+        assert_close(device_loss, want_loss)
+    assert_close(grads, want_grad)
+
+
+def test_shard_map_without_axis_name_is_local(mesh, batch):
+    """Without axis_name each device scores its own shard (a documented difference)."""
+    logits, labels = batch
+    losses = jax.jit(jax.shard_map(
+        lambda x, y: sl.dice_loss(x, y, ignore_index=255)[None], mesh=mesh,
+        in_specs=(P("data"), P("data")), out_specs=P("data")))(logits, labels)
+    for i in range(DEVICES):
+        assert_close(losses[i], sl.dice_loss(logits[i:i + 1], labels[i:i + 1],
+                                             ignore_index=255))
