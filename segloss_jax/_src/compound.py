@@ -29,9 +29,8 @@ import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks, reduce, stats
-from segloss_jax._src.inputs import compute_dtype, prepare
+from segloss_jax._src.inputs import compute_dtype, prepare, softmax
 from segloss_jax._src.pixelwise import (
-    _safe_pow,
     balanced_cross_entropy,
     binary_cross_entropy,
     cross_entropy,
@@ -308,7 +307,7 @@ def combo_loss(
                      classes=classes, axis_name=axis_name, **shared)
     if activation == "softmax":
         logits = jnp.asarray(logits)
-        probs = jax.nn.softmax(logits.astype(compute_dtype(logits.dtype)), axis=-1)
+        probs = softmax(logits.astype(compute_dtype(logits.dtype)))
         ce = balanced_cross_entropy(probs, labels, beta=beta, activation=None, **shared)
     else:
         ce = balanced_cross_entropy(logits, labels, beta=beta, activation=activation, **shared)
@@ -407,7 +406,7 @@ def exp_log_loss(
     (sum_g,) = stats.unit_sums(prep.target, valid=prep.valid, per_image=per_image,
                                axis_name=axis_name)
     keep = reduce.kept_units(sum_g, include_background=include_background, classes=classes)
-    dice_term = reduce.reduce_units(_safe_pow(log_dice, gamma), keep, reduction="mean",
+    dice_term = reduce.reduce_units(reduce.safe_pow(log_dice, gamma), keep, reduction="mean",
                                     class_weights=class_weights, axis_name=axis_name)
 
     dtype = prep.probs.dtype
@@ -417,10 +416,10 @@ def exp_log_loss(
     ce = _cross_entropy(logits, labels, activation=activation, reduction="none",
                         ignore_index=ignore_index, where=where)
     if _binary_term(activation, prep.num_classes):
-        cross = weights * _safe_pow(ce, gamma)  # per element
+        cross = weights * reduce.safe_pow(ce, gamma)  # per element
     else:
         pixel_weight = jnp.sum(weights * prep.target, axis=-1)  # w_l for one-hot labels
-        cross = pixel_weight * _safe_pow(ce, gamma)
+        cross = pixel_weight * reduce.safe_pow(ce, gamma)
     ce_term = reduce.reduce_pixels(cross, prep.valid, "mean")
     return w_dice * dice_term + w_ce * ce_term
 

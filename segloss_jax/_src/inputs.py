@@ -16,6 +16,7 @@ log runs in float32 or wider. Unused fields cost nothing: XLA removes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import chex
@@ -50,6 +51,45 @@ def safe_log(x: jax.Array) -> jax.Array:
     return jnp.log(jnp.maximum(x, tiny))
 
 
+# Up to this many classes, sums and maxima over the class axis are written as a
+# pairwise tree of elementwise ops on class slices: XLA:CPU vectorises those
+# across pixels, but not a reduction over a short minor axis (a softmax at
+# [8, 256, 256, C] measured 1.6-5x faster for C <= 8, slower beyond). Wider
+# class axes use the ordinary reduction.
+_TREE_MAX_CLASSES = 8
+
+
+def class_reduce(x: jax.Array, op: Callable, reducer: Callable) -> jax.Array:
+    """Reduces the last axis with keepdims, as a tree of ``op`` when it is short."""
+    n = x.shape[-1]
+    if n > _TREE_MAX_CLASSES:
+        return reducer(x, axis=-1, keepdims=True)
+    k = 1 << (n.bit_length() - 1)  # the largest power of two <= n
+    head, rest = x[..., :k], x[..., k:]
+    while head.shape[-1] > 1:
+        half = head.shape[-1] // 2
+        head = op(head[..., :half], head[..., half:])
+    return head if rest.shape[-1] == 0 else op(head, class_reduce(rest, op, reducer))
+
+
+def class_sum(x: jax.Array) -> jax.Array:
+    """``sum(x, axis=-1, keepdims=True)``, fast for short class axes."""
+    return class_reduce(x, jnp.add, jnp.sum)
+
+
+def logsumexp(x: jax.Array) -> jax.Array:
+    """``log Σ_c exp(x_c)`` with keepdims; the max is subtracted, so finite for any
+    finite ``x`` (and it carries no gradient: the result does not depend on it)."""
+    m = jax.lax.stop_gradient(class_reduce(x, jnp.maximum, jnp.max))
+    return m + jnp.log(class_sum(jnp.exp(x - m)))
+
+
+def softmax(x: jax.Array) -> jax.Array:
+    """Softmax over the last axis, finite for any finite ``x``."""
+    e = jnp.exp(x - jax.lax.stop_gradient(class_reduce(x, jnp.maximum, jnp.max)))
+    return e / class_sum(e)
+
+
 def activate(logits: jax.Array, activation: str | None):
     """Returns ``(probs, log_probs, log_1m_probs)`` in the compute dtype.
 
@@ -59,7 +99,7 @@ def activate(logits: jax.Array, activation: str | None):
     """
     x = logits.astype(compute_dtype(logits.dtype))
     if activation == "softmax":
-        log_p = jax.nn.log_softmax(x, axis=-1)
+        log_p = x - logsumexp(x)
         return jnp.exp(log_p), log_p, None
     if activation == "sigmoid":
         log_p, log_1mp = log_sigmoid_pair(x)

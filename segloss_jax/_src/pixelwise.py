@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks
-from segloss_jax._src.inputs import Prepared, log_sigmoid_pair, prepare
-from segloss_jax._src.reduce import reduce_pixels
+from segloss_jax._src.inputs import Prepared, log_sigmoid_pair, logsumexp, prepare
+from segloss_jax._src.reduce import reduce_pixels, safe_pow
 from segloss_jax._src.registry import register
 
 _BINARY = ("sigmoid", None)
@@ -69,14 +69,6 @@ def _weights(class_weights, prep: Prepared) -> jax.Array:
 def _common_checks(num_classes: int, reduction: str, class_weights) -> None:
     checks.check_choice("reduction", reduction, checks.REDUCTIONS)
     checks.check_class_weights(class_weights, num_classes)
-
-
-def _safe_pow(base: jax.Array, gamma) -> jax.Array:
-    """``base ** gamma`` for ``base >= 0``, with ``0 ** 0 = 1`` and a finite gradient
-    at ``base = 0`` also for ``gamma < 1``."""
-    positive = base > 0
-    powered = jnp.where(positive, base, 1) ** gamma
-    return jnp.where(positive, powered, jnp.where(jnp.asarray(gamma) == 0, 1.0, 0.0))
 
 
 @register(activations=_BINARY)
@@ -369,7 +361,7 @@ def cross_entropy(
         # -Σ w t (x - lse) = lse Σ w t - Σ w t x: autodiff of this form is one fused
         # pass (measured ~2x faster fwd+bwd on XLA:CPU than through log_softmax).
         x = logits.astype(prep.probs.dtype)
-        lse = jax.nn.logsumexp(x, axis=-1)
+        lse = logsumexp(x)[..., 0]
         # Σ_c t_c = 1 for unweighted integer labels: skip a reduction.
         unit_mass = class_weights is None and prep.labels is not None
         mass = 1.0 if unit_mass else jnp.sum(weighted_target, axis=-1)
@@ -466,20 +458,20 @@ def focal_loss(
             # One-hot target: only the labelled class contributes, so work with the
             # per-pixel log p_y = x_y - lse (x_y by a one-hot product, not a gather).
             x = logits.astype(dtype)
-            log_py = jnp.sum(target * x, axis=-1) - jax.nn.logsumexp(x, axis=-1)
+            log_py = jnp.sum(target * x, axis=-1) - logsumexp(x)[..., 0]
             unweighted = class_weights is None and alpha is None
             weight_y = 1.0 if unweighted else jnp.sum(weights * target, axis=-1)
-            loss = -weight_y * _safe_pow(-jnp.expm1(log_py), gamma) * log_py
+            loss = -weight_y * safe_pow(-jnp.expm1(log_py), gamma) * log_py
         else:
             one_minus_p = -jnp.expm1(prep.log_probs)
-            focal = _safe_pow(one_minus_p, gamma) * prep.log_probs
+            focal = safe_pow(one_minus_p, gamma) * prep.log_probs
             loss = -jnp.sum(weights * target * focal, axis=-1)
         return reduce_pixels(loss, prep.valid, reduction)
 
     log_p, log_1mp = _binary_log_probs(logits, prep, activation)
     p, one_minus_p = jnp.exp(log_p), jnp.exp(log_1mp)
     one_minus_pt = p * (1 - target) + one_minus_p * target
-    loss = _safe_pow(one_minus_pt, gamma) * _binary_ce(logits, prep, activation)
+    loss = safe_pow(one_minus_pt, gamma) * _binary_ce(logits, prep, activation)
     if alpha is not None:
         checks.check_in_range("alpha", alpha, 0.0, 1.0)
         loss = loss * (alpha * target + (1 - alpha) * (1 - target))

@@ -14,6 +14,14 @@ def safe_div(num: jax.Array, den: jax.Array, fallback: float = 0.0) -> jax.Array
     return jnp.where(nonzero, num / jnp.where(nonzero, den, 1), fallback)
 
 
+def safe_pow(base: jax.Array, gamma) -> jax.Array:
+    """``base ** gamma`` for ``base >= 0``, with ``0 ** 0 = 1`` and a finite (zero)
+    gradient at ``base = 0`` also for ``gamma < 1``."""
+    positive = base > 0
+    powered = jnp.where(positive, base, 1) ** gamma
+    return jnp.where(positive, powered, jnp.where(jnp.asarray(gamma) == 0, 1.0, 0.0))
+
+
 def reduce_pixels(loss: jax.Array, valid: jax.Array, reduction: str) -> jax.Array:
     """Reduces a pixel-wise loss over valid pixels (or valid elements).
 
