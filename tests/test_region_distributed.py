@@ -119,3 +119,38 @@ def test_shard_map_without_axis_name_is_local(mesh, batch):
     for i in range(DEVICES):
         assert_close(losses[i], sl.dice_loss(logits[i:i + 1], labels[i:i + 1],
                                              ignore_index=255))
+
+
+LOVASZ_CASES = [("lovasz_softmax_loss", False), ("lovasz_softmax_loss", True),
+                ("lovasz_hinge_loss", False), ("lovasz_hinge_loss", True)]
+
+
+@pytest.mark.parametrize("name,per_image", LOVASZ_CASES)
+def test_lovasz_axis_name_gives_single_device_loss_and_gradient(name, per_image, mesh, batch):
+    """Batch units are gathered across devices (one sort of the whole unit);
+    per-image units stay local and their mean is global."""
+    logits, labels = batch
+    if name == "lovasz_hinge_loss":  # binary: one channel, 0/1 labels
+        logits, labels = logits[..., :1], jnp.where(labels == 255, 255, labels % 2)
+    fn = getattr(sl, name)
+    kwargs = {"ignore_index": 255, "per_image": per_image}
+    want_loss, want_grad = jax.value_and_grad(lambda x: fn(x, labels, **kwargs))(logits)
+
+    def per_device(x, y):
+        loss, grad = jax.value_and_grad(lambda x: fn(x, y, axis_name="data", **kwargs))(x)
+        return loss[None], grad
+
+    losses, grads = jax.jit(jax.shard_map(
+        per_device, mesh=mesh, in_specs=(P("data"), P("data")),
+        out_specs=(P("data"), P("data"))))(logits, labels)
+    for device_loss in losses:
+        assert_close(device_loss, want_loss)
+    assert_close(grads, want_grad)
+
+    def global_loss(x):
+        return jax.shard_map(lambda x, y: fn(x, y, axis_name="data", **kwargs), mesh=mesh,
+                             in_specs=(P("data"), P("data")), out_specs=P())(x, labels)
+
+    loss, grad = jax.jit(jax.value_and_grad(global_loss))(logits)
+    assert_close(loss, want_loss)
+    assert_close(grad, want_grad)

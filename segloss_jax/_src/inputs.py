@@ -77,13 +77,6 @@ def class_sum(x: jax.Array) -> jax.Array:
     return class_reduce(x, jnp.add, jnp.sum)
 
 
-def logsumexp(x: jax.Array) -> jax.Array:
-    """``log Σ_c exp(x_c)`` with keepdims; the max is subtracted, so finite for any
-    finite ``x`` (and it carries no gradient: the result does not depend on it)."""
-    m = jax.lax.stop_gradient(class_reduce(x, jnp.maximum, jnp.max))
-    return m + jnp.log(class_sum(jnp.exp(x - m)))
-
-
 def softmax(x: jax.Array) -> jax.Array:
     """Softmax over the last axis, finite for any finite ``x``."""
     e = jnp.exp(x - jax.lax.stop_gradient(class_reduce(x, jnp.maximum, jnp.max)))
@@ -99,7 +92,8 @@ def activate(logits: jax.Array, activation: str | None):
     """
     x = logits.astype(compute_dtype(logits.dtype))
     if activation == "softmax":
-        log_p = x - logsumexp(x)
+        # jax.nn.log_softmax measured faster here than the tree form used by `softmax`.
+        log_p = jax.nn.log_softmax(x, axis=-1)
         return jnp.exp(log_p), log_p, None
     if activation == "sigmoid":
         log_p, log_1mp = log_sigmoid_pair(x)

@@ -221,6 +221,33 @@ def _unit_rows(x: jax.Array, per_image: bool) -> jax.Array:
     return x.reshape(batch * pixels, classes).T
 
 
+def _gather_units(rows: list[jax.Array], per_image: bool, axis_name: str | None):
+    """With ``axis_name`` and batch units, the unit rows ``[units, pixels]`` of every
+    device, concatenated along the pixels: the Lovász extension needs one sort of the
+    whole unit, which (unlike a sum) cannot be assembled from per-device parts.
+    Per-image units stay local; their mean is taken across devices later.
+
+    The concatenation is a ``psum`` of each device's rows placed at its offset in
+    zeros (exact: ``x + 0 = x``) rather than an ``all_gather``: the result is then
+    replicated in JAX's typing and the gradient reaching each device is that of the
+    one global loss w.r.t. its own shard, as for the psum-ed region statistics (the
+    transpose of ``all_gather`` would add up every device's copy of it).
+    """
+    if axis_name is None or per_image:
+        return rows
+    index, devices = jax.lax.axis_index(axis_name), jax.lax.axis_size(axis_name)
+
+    def gather(row: jax.Array) -> jax.Array:
+        units, pixels = row.shape
+        values = row.astype(jnp.int32) if row.dtype == jnp.bool_ else row
+        placed = jax.lax.dynamic_update_slice(
+            jnp.zeros((units, pixels * devices), values.dtype), values, (0, index * pixels))
+        full = jax.lax.psum(placed, axis_name)
+        return full.astype(jnp.bool_) if row.dtype == jnp.bool_ else full
+
+    return [gather(row) for row in rows]
+
+
 # ----------------------------------------------------------------------------- public losses
 
 
@@ -236,6 +263,7 @@ def lovasz_softmax_loss(
     include_background: bool = True,
     where: chex.Array | None = None,
     ignore_index: int | None = None,
+    axis_name: str | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     r"""Lovász-softmax loss: the Lovász extension of the Jaccard loss of each class.
@@ -259,7 +287,6 @@ def lovasz_softmax_loss(
     unit is kept and its loss is the largest error :math:`\max_i p_{c,i}`. A unit
     without any valid pixel never counts. ``reduction="mean"`` averages the kept
     classes of each image, then the images that kept one (0 when none did).
-    ``axis_name`` is not supported: a global sort across devices is out of scope.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (1 to 3 spatial axes), or probabilities
@@ -278,6 +305,11 @@ def lovasz_softmax_loss(
       where: optional bool ``[B, *spatial]``; ``False`` pixels are left out of
         every unit, as if cropped away.
       ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which the batch is split.
+        With ``per_image=False`` every device gathers the unit's errors from all
+        devices (``all_gather``) and returns the loss of the concatenated batch, as
+        one device would; with ``per_image=True`` units stay local and the mean over
+        images is taken across devices.
       reduction: ``"mean"``, ``"sum"`` (``Σ w_c L`` over kept units) or
         ``"none"`` (``[B, C]`` with ``per_image=True``, else ``[C]``; 0 at units
         that do not count).
@@ -328,17 +360,22 @@ def lovasz_softmax_loss(
 
     rows = [_unit_rows(x, per_image)
             for x in (errors, positive, jnp.broadcast_to(valid, probs.shape))]
+    rows = _gather_units(rows, per_image, axis_name)
     _check_unit_size(rows[0].shape[-1])
     loss = _lovasz_jaccard(*rows)
 
     # Unit statistics in the input layout (no transposed copies).
     axes = (1,) if per_image else (0, 1)
     foreground = jnp.sum(positive, axis=axes, dtype=jnp.int32)  # [B, C] or [C]
-    has_pixels = jnp.broadcast_to(jnp.any(valid, axis=axes), foreground.shape)
+    valid_count = jnp.sum(valid, axis=axes, dtype=jnp.int32)
+    if axis_name is not None and not per_image:
+        foreground, valid_count = jax.lax.psum((foreground, valid_count), axis_name)
+    has_pixels = jnp.broadcast_to(valid_count > 0, foreground.shape)
     keep = kept_units(foreground, include_background=include_background,
                       classes=classes) & has_pixels
     return reduce_units(loss.reshape(foreground.shape), keep, reduction=reduction,
-                        class_weights=class_weights)
+                        class_weights=class_weights,
+                        axis_name=axis_name if per_image else None)
 
 
 def _binary_inputs(logits: chex.Array, labels: chex.Array):
@@ -373,6 +410,7 @@ def lovasz_hinge_loss(
     per_image: bool = True,
     where: chex.Array | None = None,
     ignore_index: int | None = None,
+    axis_name: str | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     r"""Lovász hinge loss: the Lovász extension of the binary Jaccard loss of hinge errors.
@@ -402,6 +440,11 @@ def lovasz_hinge_loss(
       per_image: one unit per image (default) or one for the whole batch.
       where: optional bool ``[B, *spatial]``; ``False`` pixels are left out.
       ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which the batch is split.
+        With ``per_image=False`` every device gathers the unit's errors from all
+        devices (``all_gather``) and returns the loss of the concatenated batch, as
+        one device would; with ``per_image=True`` units stay local and the mean over
+        images is taken across devices.
       reduction: ``"mean"`` over the units with a valid pixel (0 if none),
         ``"sum"``, or ``"none"`` (``[B]`` with ``per_image=True``, else a scalar;
         0 for a unit without valid pixels).
@@ -453,10 +496,12 @@ def lovasz_hinge_loss(
 
     if not per_image:
         errors, positive, valid = (a.reshape(1, -1) for a in (errors, positive, valid))
+    errors, positive, valid = _gather_units([errors, positive, valid], per_image, axis_name)
     _check_unit_size(errors.shape[-1])
     loss = _lovasz_jaccard(errors, positive, valid)[:, None]
     keep = jnp.any(valid, axis=-1)[:, None]
-    loss = reduce_units(loss, keep, reduction=reduction)
+    loss = reduce_units(loss, keep, reduction=reduction,
+                        axis_name=axis_name if per_image else None)
     if reduction == "none":
         return loss[:, 0] if per_image else loss[0, 0]
     return loss

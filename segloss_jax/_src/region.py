@@ -359,9 +359,7 @@ def _tversky(s: Sums, q: Params) -> jax.Array:
 def _focal_tversky(s: Sums, q: Params) -> jax.Array:
     # Clamped at 0: with s_num > s_den the index may exceed 1.
     base = jnp.maximum(1 - _tversky_index(s, q), 0)
-    # Finite gradient at base == 0 also for gamma < 1 (the minimum: zero gradient).
-    positive = base > 0
-    return jnp.where(positive, jnp.where(positive, base, 1) ** q["gamma"], 0)
+    return reduce.safe_pow(base, q["gamma"])  # finite gradient at base == 0
 
 
 def _sensitivity_specificity(s: Sums, q: Params) -> jax.Array:
