@@ -32,6 +32,7 @@ import optax
 import scipy.ndimage as ndi
 
 import segloss_jax as sl
+from benchmarks.timing import median_times
 
 CASES = {
     "softmax": ((8, 256, 256, 4), "softmax"),
@@ -66,17 +67,6 @@ def host_maps(probs: np.ndarray, target: np.ndarray) -> np.ndarray:
                     out[k, b, ..., c] = ndi.distance_transform_edt(fg) + ndi.distance_transform_edt(
                         ~fg)
     return out
-
-
-def median_times(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, process CPU) seconds of each thunk, the thunks interleaved rep by rep."""
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(fn())
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {name: tuple(np.median(np.array(t), axis=0)) for name, t in times.items()}
 
 
 def compile_seconds(fn: Callable, *args: object) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from jax import lax
 
+from benchmarks.timing import median_times
 from segloss_jax._src import distance
 
 
@@ -45,21 +46,6 @@ def scipy_signed(masks: np.ndarray) -> np.ndarray:
     for m in masks:
         out.append(ndi.distance_transform_edt(~m) * ~m - (ndi.distance_transform_edt(m) - 1) * m)
     return np.stack(out)
-
-
-def median_times(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, process CPU) seconds of each thunk, the thunks interleaved rep by rep.
-
-    CPU time counts every thread of the process; it is the steadier figure when
-    other processes compete for the cores.
-    """
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(fn())
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {name: tuple(np.median(np.array(t), axis=0)) for name, t in times.items()}
 
 
 def compile_time(fn: Callable, *args: object) -> float:

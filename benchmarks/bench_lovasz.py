@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 
 import segloss_jax as sl
+from benchmarks.timing import median_times
 
 # ------------------------------------------------------------------ naive JAX baseline
 
@@ -73,27 +74,6 @@ def naive_hinge(logits: jax.Array, labels: jax.Array, per_image: bool) -> jax.Ar
 
 
 # ------------------------------------------------------------------------ measurement
-
-
-def median_times(fns: dict[str, Callable[[], object]], reps: int):
-    """Median wall time and median process CPU time (s) of each thunk, interleaved.
-
-    The CPU time (all threads of this process) is robust to other processes
-    competing for the cores, so its ratios are the stable ones on a shared
-    machine; the wall time shows what a user waits for, parallelism included.
-    """
-    for fn in fns.values():
-        jax.block_until_ready(fn())
-    wall: dict[str, list[float]] = {name: [] for name in fns}
-    cpu: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(fn())
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return ({name: float(np.median(t)) for name, t in wall.items()},
-            {name: float(np.median(t)) for name, t in cpu.items()})
 
 
 def compiled(fn: Callable, *args):
@@ -151,7 +131,9 @@ def main() -> None:
         sort_exe, _ = compiled(lambda k: lax.sort(k, dimension=1, is_stable=False), keys)
         fns = {"ours": partial(ours_exe, x, y), "naive": partial(naive_exe, x, y),
                "sort": partial(sort_exe, keys)}
-        wall, cpu = median_times(fns, args.reps)
+        times = median_times(fns, args.reps)
+        wall = {k: v[0] for k, v in times.items()}
+        cpu = {k: v[1] for k, v in times.items()}
         value, naive_value = float(ours_exe(x, y)[0]), float(naive_exe(x, y)[0])
         assert abs(value - naive_value) <= 1e-4 * abs(naive_value), (value, naive_value)
         for label, t in (("wall", wall), ("CPU", cpu)):

@@ -21,9 +21,6 @@ import argparse
 import functools
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,20 +28,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 import segloss_jax as sl
-
-
-def median_times(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds of each thunk, interleaved, after one warm-up each."""
-    for fn in fns.values():
-        jax.block_until_ready(fn())
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(fn())
-            samples[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {name: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v))
-            for name, v in samples.items()}
+from benchmarks.timing import median_times
 
 
 def table(title: str, times: dict[str, tuple[float, float]], ref: str) -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 from collections.abc import Callable
 
 import jax
@@ -35,6 +34,7 @@ import numpy as np
 import optax
 
 import segloss_jax as sl
+from benchmarks.timing import median_times
 
 SMOOTH = 1e-5
 CASES = {
@@ -114,17 +114,6 @@ def optax_dice(logits: jax.Array, labels: jax.Array, activation: str) -> jax.Arr
 
 
 # ------------------------------------------------------------------ timing
-
-
-def median_times(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, process CPU) seconds of each thunk, the thunks interleaved rep by rep."""
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(fn())
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {name: tuple(np.median(np.array(t), axis=0)) for name, t in times.items()}
 
 
 def value_and_grad(fn: Callable, activation: str) -> Callable:

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import optax
 
 import segloss_jax as sl
+from benchmarks.timing import median_times
 from segloss_jax._src.registry import loss_info
 
 SHAPES = {"softmax": (8, 256, 256, 4), "sigmoid": (8, 256, 256, 1)}
@@ -108,19 +109,6 @@ def compile_fn(loss: Callable, logits, labels):
     return compiled, time.perf_counter() - start
 
 
-def time_interleaved(fns: dict[str, Callable], args, repeats: int) -> dict[str, float]:
-    """Median seconds per call, candidates run round-robin after one warm-up each."""
-    for fn in fns.values():
-        jax.block_until_ready(fn(*args))
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
-
-
 def bench_activation(names, activation, repeats):
     shape = SHAPES[activation]
     logits, labels = make_inputs(shape)
@@ -139,8 +127,8 @@ def bench_activation(names, activation, repeats):
     anchor_times = {k: [] for k in anchor_keys}
     rows = []
     for name in names:
-        times = time_interleaved({k: compiled[k] for k in [*anchor_keys, name]},
-                                 (logits, labels), repeats)
+        group = {k: (lambda f=compiled[k]: f(logits, labels)) for k in [*anchor_keys, name]}
+        times = {k: wall for k, (wall, _) in median_times(group, repeats).items()}
         for k in anchor_keys:
             anchor_times[k].append(times[k])
         equivalent = OPTAX_EQUIVALENT.get((name, activation))
