@@ -58,44 +58,11 @@ def test_named_sharding_jit_equals_single_device(name, mesh, batch):
     assert got_grad.sharding.spec[0] == "data"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_shard_map_axis_name_gives_global_loss_and_gradient(name, mesh, batch):
-    logits, labels = batch
-    fn = getattr(sl, name)
-    want_loss, want_grad = jax.value_and_grad(
-        lambda x: fn(x, labels, ignore_index=255))(logits)
-
-    def per_device(x, y):
-        # Gradient taken inside shard_map: of the global loss, w.r.t. this shard.
-        loss, grad = jax.value_and_grad(lambda x: fn(x, y, ignore_index=255,
-                                                     axis_name="data"))(x)
-        return loss[None], grad
-
-    losses, grads = jax.jit(jax.shard_map(
-        per_device, mesh=mesh, in_specs=(P("data"), P("data")),
-        out_specs=(P("data"), P("data"))))(logits, labels)
-    assert losses.shape == (DEVICES,)
-    for device_loss in losses:  # every device sees the loss of the whole batch
-        assert_close(device_loss, want_loss)
-    assert_close(grads, want_grad)  # shard i holds the slice i of the full gradient
-
-    # The same through shard_map with a replicated output.
-    def global_loss(x):
-        return jax.shard_map(lambda x, y: fn(x, y, ignore_index=255, axis_name="data"),
-                             mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P())(x, labels)
-
-    loss, grad = jax.jit(jax.value_and_grad(global_loss))(logits)
-    assert_close(loss, want_loss)
-    assert_close(grad, want_grad)
-
-
-@pytest.mark.parametrize("name", ("dice_loss", "generalized_dice_loss"))
-def test_shard_map_per_image_mean_is_global(name, mesh, batch):
-    """With per_image=True, axis_name makes the mean over images global."""
-    logits, labels = batch
-    fn = getattr(sl, name)
-    kwargs = {"ignore_index": 255, "per_image": True, "classes": "present",
-              "include_background": False}
+def assert_shard_map_matches_single_device(fn, kwargs, mesh, logits, labels):
+    """Under shard_map with axis_name every device gets the single-device loss of the
+    whole batch, and the gradient of that loss w.r.t. its shard is the matching slice
+    of the single-device gradient: taken inside shard_map, or through it with a
+    replicated output."""
     want_loss, want_grad = jax.value_and_grad(lambda x: fn(x, labels, **kwargs))(logits)
 
     def per_device(x, y):
@@ -105,9 +72,33 @@ def test_shard_map_per_image_mean_is_global(name, mesh, batch):
     losses, grads = jax.jit(jax.shard_map(
         per_device, mesh=mesh, in_specs=(P("data"), P("data")),
         out_specs=(P("data"), P("data"))))(logits, labels)
+    assert losses.shape == (DEVICES,)
     for device_loss in losses:
         assert_close(device_loss, want_loss)
     assert_close(grads, want_grad)
+
+    def global_loss(x):
+        return jax.shard_map(lambda x, y: fn(x, y, axis_name="data", **kwargs), mesh=mesh,
+                             in_specs=(P("data"), P("data")), out_specs=P())(x, labels)
+
+    loss, grad = jax.jit(jax.value_and_grad(global_loss))(logits)
+    assert_close(loss, want_loss)
+    assert_close(grad, want_grad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shard_map_axis_name_gives_global_loss_and_gradient(name, mesh, batch):
+    logits, labels = batch
+    assert_shard_map_matches_single_device(getattr(sl, name), {"ignore_index": 255}, mesh,
+                                           logits, labels)
+
+
+@pytest.mark.parametrize("name", ("dice_loss", "generalized_dice_loss"))
+def test_shard_map_per_image_mean_is_global(name, mesh, batch):
+    """With per_image=True, axis_name makes the mean over images global."""
+    kwargs = {"ignore_index": 255, "per_image": True, "classes": "present",
+              "include_background": False}
+    assert_shard_map_matches_single_device(getattr(sl, name), kwargs, mesh, *batch)
 
 
 def test_shard_map_without_axis_name_is_local(mesh, batch):
@@ -132,25 +123,5 @@ def test_lovasz_axis_name_gives_single_device_loss_and_gradient(name, per_image,
     logits, labels = batch
     if name == "lovasz_hinge_loss":  # binary: one channel, 0/1 labels
         logits, labels = logits[..., :1], jnp.where(labels == 255, 255, labels % 2)
-    fn = getattr(sl, name)
-    kwargs = {"ignore_index": 255, "per_image": per_image}
-    want_loss, want_grad = jax.value_and_grad(lambda x: fn(x, labels, **kwargs))(logits)
-
-    def per_device(x, y):
-        loss, grad = jax.value_and_grad(lambda x: fn(x, y, axis_name="data", **kwargs))(x)
-        return loss[None], grad
-
-    losses, grads = jax.jit(jax.shard_map(
-        per_device, mesh=mesh, in_specs=(P("data"), P("data")),
-        out_specs=(P("data"), P("data"))))(logits, labels)
-    for device_loss in losses:
-        assert_close(device_loss, want_loss)
-    assert_close(grads, want_grad)
-
-    def global_loss(x):
-        return jax.shard_map(lambda x, y: fn(x, y, axis_name="data", **kwargs), mesh=mesh,
-                             in_specs=(P("data"), P("data")), out_specs=P())(x, labels)
-
-    loss, grad = jax.jit(jax.value_and_grad(global_loss))(logits)
-    assert_close(loss, want_loss)
-    assert_close(grad, want_grad)
+    assert_shard_map_matches_single_device(
+        getattr(sl, name), {"ignore_index": 255, "per_image": per_image}, mesh, logits, labels)
