@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.test_util import check_grads
 import pytest
 from jax.sharding import Mesh, PartitionSpec
 
@@ -77,13 +78,19 @@ def test_activate_is_stable_and_consistent(activation):
     x = jnp.array([[[-1e4, 0.0, 1e4], [-30.0, 2.0, 30.0]]])
     if activation is None:
         x = jax.nn.sigmoid(x)
-    p, log_p, log_1mp = inputs.activate(x, activation)
+    inp = inputs.Inputs(x, None, None, None, activation)
+    p, log_p = inp.probs, inp.log_probs
     assert np.all(np.isfinite(log_p))
     np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-6, atol=1e-30)
     if activation == "softmax":
         np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
-        assert log_1mp is None
+        # log-partition: log Σ exp(x), against a float64 NumPy reference.
+        x64 = np.asarray(x, np.float64)
+        ref_lse = x64.max(-1, keepdims=True) + np.log(
+            np.exp(x64 - x64.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        np.testing.assert_allclose(inp.lse, ref_lse, rtol=1e-6)
     else:
+        log_1mp = inp.log_1m_probs
         assert np.all(np.isfinite(log_1mp))
         # exp(log(1 - p)) is more accurate than 1 - p in float32; compare with σ(-x).
         one_minus_p = 1 - x if activation is None else jax.nn.sigmoid(-x)
@@ -100,11 +107,19 @@ def test_low_precision_upcast():
         assert prep.probs.dtype == jnp.float64
 
 
-def test_log_sigmoid_pair_gradient_everywhere():
+def test_sigmoid_parts_values_and_gradients_everywhere():
     x = jnp.array([-1e30, -50.0, -1.0, 0.0, 1e-3, 3.0, 1e4])
-    for i, ref in enumerate((jax.nn.log_sigmoid, lambda z: jax.nn.log_sigmoid(-z))):
-        got = jax.vmap(jax.grad(lambda z, i=i: inputs.log_sigmoid_pair(z)[i]))(x)
+    refs = (jax.nn.sigmoid, lambda z: jax.nn.sigmoid(-z), jax.nn.softplus)
+    for i, ref in enumerate(refs):
+        np.testing.assert_allclose(inputs.sigmoid_parts(x)[i], jax.vmap(ref)(x), rtol=1e-6, atol=1e-20)
+        got = jax.vmap(jax.grad(lambda z, i=i: inputs.sigmoid_parts(z)[i]))(x)
         np.testing.assert_allclose(got, jax.vmap(jax.grad(ref))(x), rtol=1e-6, atol=1e-30)
+    # Exact at x = 0 (σ' = 1/4, softplus' = 1/2), and against finite differences.
+    np.testing.assert_allclose(jax.grad(lambda z: inputs.sigmoid_parts(z)[2])(0.0), 0.5)
+    with jax.enable_x64(True):
+        for i in range(3):
+            check_grads(lambda z, i=i: inputs.sigmoid_parts(z)[i],
+                        (jnp.array([-3.0, -0.2, 0.0, 0.7, 5.0], jnp.float64),), order=2)
 
 
 # ------------------------------------------------------------- confusion stats

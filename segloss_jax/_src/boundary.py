@@ -37,8 +37,8 @@ from jax import lax
 
 from segloss_jax._src import checks
 from segloss_jax._src.distance import Sampling, batched_edt
-from segloss_jax._src.inputs import Prepared, prepare
-from segloss_jax._src.pixelwise import _binary_ce
+from segloss_jax._src.inputs import Inputs as Prepared, prepare
+from segloss_jax._src.pixelwise import binary_ce
 from segloss_jax._src.reduce import kept_units, reduce_pixels, reduce_units, safe_div
 from segloss_jax._src.registry import register
 
@@ -345,7 +345,7 @@ def _weighted_ce(logits, prep: Prepared, activation, weights) -> jax.Array:
     """
     if activation == "softmax":
         return -jnp.sum(weights * prep.target * prep.log_probs, axis=-1)
-    return weights * _binary_ce(logits, prep, activation)
+    return weights * binary_ce(prep)
 
 
 @_kernel

@@ -1,10 +1,13 @@
 """Static (trace-time) checks of shapes, dtypes and options.
 
 Every check here looks only at shapes, dtypes and Python values, so it costs
-nothing under ``jit`` and fails before anything is compiled. Messages name the
-argument, say what was seen and what was expected. Checks of traced *values*
-(label ranges) live in :mod:`segloss_jax._src.inputs` and use
-``checkify.debug_check``.
+nothing under ``jit`` and fails before anything is compiled. Shape and dtype
+checks go through chex assertions with a message that names the argument,
+says what was seen and what was expected, raised as ``ValueError`` (shapes,
+values) or ``TypeError`` (dtypes). Checks of traced *values* (label ranges)
+live in :mod:`segloss_jax._src.inputs` and use ``checkify.debug_check``.
+
+This is the only module that calls chex assertions.
 """
 
 from __future__ import annotations
@@ -22,27 +25,35 @@ REDUCTIONS = ("mean", "sum", "none")
 CLASS_MODES = ("all", "present")
 
 # Spatial rank 1-3, so logits are [B, *spatial, C] with rank 3-5.
-MIN_RANK, MAX_RANK = 3, 5
+LOGIT_RANKS = {3, 4, 5}
 
 
 def _shape(x: Any) -> tuple[int, ...]:
     return tuple(np.shape(x))
 
 
+def _dtype(x: Any) -> jnp.dtype:
+    return jnp.result_type(x)
+
+
+def _is_int(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_
+
+
+def _is_float(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.floating)
+
+
 def check_logits(logits: chex.Array, *, name: str = "logits") -> None:
     """Floating ``[B, *spatial, C]`` with spatial rank 1-3."""
-    dtype = jnp.result_type(logits)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(
-            f"`{name}` must be a floating array (float32, bfloat16, float16 or float64), "
-            f"got dtype {dtype}."
-        )
-    rank = len(_shape(logits))
-    if not MIN_RANK <= rank <= MAX_RANK:
-        raise ValueError(
-            f"`{name}` must have shape [B, *spatial, C] with 1 to 3 spatial axes "
-            f"(rank 3 to 5), got shape {_shape(logits)} (rank {rank})."
-        )
+    chex.assert_type(
+        logits, float, exception_type=TypeError,
+        custom_message=f"`{name}` must be a floating array (float32, bfloat16, float16 or "
+                       f"float64), got dtype {_dtype(logits)}.")
+    chex.assert_rank(
+        logits, LOGIT_RANKS, exception_type=ValueError,
+        custom_message=f"`{name}` must have shape [B, *spatial, C] with 1 to 3 spatial axes "
+                       f"(rank 3 to 5), got shape {_shape(logits)} (rank {len(_shape(logits))}).")
 
 
 def label_form(labels: chex.Array, logits_shape: tuple[int, ...]) -> str:
@@ -51,49 +62,44 @@ def label_form(labels: chex.Array, logits_shape: tuple[int, ...]) -> str:
     Integer (or bool) labels of shape ``[B, *spatial]`` are class indices; floating
     (or bool) labels of shape ``[B, *spatial, C]`` are dense targets.
     """
-    dtype = jnp.result_type(labels)
-    shape = _shape(labels)
-    is_int = jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_
-    is_float = jnp.issubdtype(dtype, jnp.floating)
+    dtype, shape, rank = _dtype(labels), _shape(labels), len(logits_shape)
+    is_int, is_float = _is_int(dtype), _is_float(dtype)
     if not (is_int or is_float):
         raise TypeError(f"`labels` must be an integer, bool or floating array, got dtype {dtype}.")
-    if is_int and shape == logits_shape[:-1]:
-        return "int"
-    if (is_float or dtype == jnp.bool_) and shape == logits_shape:
+    if len(shape) == rank:  # dense targets, [B, *spatial, C]
+        if not (is_float or dtype == jnp.bool_):
+            raise TypeError(
+                f"`labels` of rank {rank} (the rank of `logits`) are dense targets and must be "
+                f"floating, got dtype {dtype}; integer class indices have shape "
+                f"{logits_shape[:-1]}.")
+        chex.assert_shape(
+            labels, logits_shape, exception_type=ValueError,
+            custom_message=f"dense `labels` has {shape[-1]} classes (shape {shape}) but `logits` "
+                           f"has {logits_shape[-1]} (shape {logits_shape}); dense labels must "
+                           "have the shape of `logits`.")
         return "dense"
-    if is_int and len(shape) == len(logits_shape):
+    if len(shape) == rank - 1 and not is_int:
         raise TypeError(
-            f"`labels` of rank {len(shape)} (the rank of `logits`) are dense targets and must be "
-            f"floating, got dtype {dtype}; integer class indices have shape {logits_shape[:-1]}."
-        )
-    if is_float and len(shape) == len(logits_shape) - 1:
-        raise TypeError(
-            f"`labels` of shape {shape} are class indices and must be integer, got dtype {dtype}; "
-            f"dense floating targets have the shape of `logits`, {logits_shape}."
-        )
-    if len(shape) == len(logits_shape) and shape[-1] != logits_shape[-1]:
-        raise ValueError(
-            f"`labels` has {shape[-1]} classes (shape {shape}) but `logits` has "
-            f"{logits_shape[-1]} (shape {logits_shape}); dense labels must match `logits`."
-        )
+            f"`labels` of shape {shape} are class indices and must be integer, got dtype "
+            f"{dtype}; dense floating targets have the shape of `logits`, {logits_shape}.")
     expected = logits_shape[:-1] if is_int else logits_shape
-    raise ValueError(
-        f"`labels` has shape {shape}, incompatible with `logits` of shape {logits_shape}: "
-        f"expected {expected} for {'integer' if is_int else 'dense'} labels."
-    )
+    chex.assert_shape(
+        labels, expected, exception_type=ValueError,
+        custom_message=f"`labels` has shape {shape}, incompatible with `logits` of shape "
+                       f"{logits_shape}: expected {expected} for "
+                       f"{'integer' if is_int else 'dense'} labels.")
+    return "int"
 
 
 def check_activation(
     activation: Any, num_classes: int, allowed: Sequence[str | None] = ACTIVATIONS
 ) -> None:
-    if activation not in allowed:
-        raise ValueError(f"`activation` must be one of {tuple(allowed)}, got {activation!r}.")
+    check_choice("activation", activation, allowed)
     if activation == "softmax" and num_classes == 1:
         raise ValueError(
             "`activation='softmax'` needs at least 2 classes, but `logits` has C == 1 "
             "(a softmax over one channel is constant); use `activation='sigmoid'` for "
-            "binary segmentation."
-        )
+            "binary segmentation.")
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -101,25 +107,33 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
 
 
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a bool, got {value!r}.")
+
+
 def check_where(where: chex.Array | None, pixel_shape: tuple[int, ...]) -> None:
-    """``where`` is bool and broadcastable to ``[B, *spatial]``."""
+    """``where`` is a bool or integer mask broadcastable to ``[B, *spatial]``."""
     if where is None:
         return
-    dtype = jnp.result_type(where)
-    if dtype != jnp.bool_:
-        raise TypeError(f"`where` must be a bool array, got dtype {dtype}.")
-    shape = _shape(where)
+    dtype, shape = _dtype(where), _shape(where)
+    if _is_float(dtype):
+        raise TypeError(
+            f"`where` must be a bool or integer mask (non-zero = kept), got dtype {dtype}: a "
+            "weight map is not a mask. Threshold it, e.g. `where=mask > 0.5`, or use "
+            "`class_weights`/a loss with per-pixel weights.")
+    if not _is_int(dtype):
+        raise TypeError(f"`where` must be a bool or integer mask, got dtype {dtype}.")
+    chex.assert_rank(
+        where, set(range(len(pixel_shape) + 1)), exception_type=ValueError,
+        custom_message=f"`where` has shape {shape}, which does not broadcast to the pixel "
+                       f"shape [B, *spatial] = {pixel_shape}.")
     try:
-        ok = np.broadcast_shapes(shape, pixel_shape) == pixel_shape and len(shape) <= len(
-            pixel_shape
-        )
-    except ValueError:
-        ok = False
-    if not ok:
+        chex.assert_is_broadcastable(shape, pixel_shape)
+    except AssertionError:
         raise ValueError(
             f"`where` has shape {shape}, which does not broadcast to the pixel shape "
-            f"[B, *spatial] = {pixel_shape}."
-        )
+            f"[B, *spatial] = {pixel_shape}.") from None
 
 
 def check_ignore_index(ignore_index: Any, form: str) -> None:
@@ -129,25 +143,24 @@ def check_ignore_index(ignore_index: Any, form: str) -> None:
         raise TypeError(f"`ignore_index` must be an int or None, got {ignore_index!r}.")
     if form != "int":
         raise ValueError(
-            "`ignore_index` applies to integer labels only; with dense labels pass `where`."
-        )
+            "`ignore_index` applies to integer labels only; with dense labels pass `where`.")
 
 
-def check_class_weights(
-    class_weights: chex.Array | None, num_classes: int, name: str = "class_weights"
-) -> None:
-    if class_weights is None:
-        return
-    shape = _shape(class_weights)
+def check_class_vector(value: Any, num_classes: int, name: str) -> None:
+    """A per-class option (``class_weights``, softmax ``alpha``, ``pos_weight``):
+    numeric, shape ``[C]`` (a list, tuple, NumPy or JAX array), non-negative when
+    known at trace time."""
+    dtype = np.asarray(value).dtype if isinstance(value, (list, tuple)) else _dtype(value)
+    if dtype == np.bool_ or not (_is_int(dtype) or _is_float(dtype)):
+        raise TypeError(
+            f"`{name}` must hold numbers (a list, tuple or array of ints or floats), got "
+            f"dtype {dtype}.")
+    shape = _shape(value)
     if shape != (num_classes,):
-        raise ValueError(f"`{name}` must have shape [C] = ({num_classes},), got shape {shape}.")
-    if not jnp.issubdtype(jnp.result_type(class_weights), jnp.floating) and not jnp.issubdtype(
-        jnp.result_type(class_weights), jnp.integer
-    ):
-        raise TypeError(f"`{name}` must be numeric, got dtype {jnp.result_type(class_weights)}.")
-    concrete = _concrete(class_weights)
-    if concrete is not None and np.any(concrete < 0):
-        raise ValueError(f"`{name}` must be non-negative, got {concrete}.")
+        raise ValueError(
+            f"`{name}` must have shape [C] = ({num_classes},), one value per class, got "
+            f"shape {shape}.")
+    check_nonnegative(name, value)
 
 
 def check_nonnegative(name: str, value: Any) -> None:
@@ -155,6 +168,13 @@ def check_nonnegative(name: str, value: Any) -> None:
     concrete = _concrete(value)
     if concrete is not None and np.any(concrete < 0):
         raise ValueError(f"`{name}` must be non-negative, got {value!r}.")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Rejects a zero or negative hyperparameter when it is known at trace time."""
+    concrete = _concrete(value)
+    if concrete is not None and np.any(concrete <= 0):
+        raise ValueError(f"`{name}` must be positive, got {value!r}.")
 
 
 def check_in_range(name: str, value: Any, low: float, high: float) -> None:
@@ -170,3 +190,9 @@ def _concrete(value: Any) -> np.ndarray | None:
         return np.asarray(value, dtype=np.float64)
     except Exception:  # a tracer: the check is skipped, the maths stays valid.
         return None
+
+
+def check_class_weights(class_weights: Any, num_classes: int) -> None:
+    """``class_weights``: ``None`` or a per-class vector (:func:`check_class_vector`)."""
+    if class_weights is not None:
+        check_class_vector(class_weights, num_classes, "class_weights")

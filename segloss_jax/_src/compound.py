@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks, reduce, stats
-from segloss_jax._src.inputs import compute_dtype, prepare, softmax
+from segloss_jax._src.inputs import Inputs, compute_dtype, prepare
 from segloss_jax._src.pixelwise import (
     balanced_cross_entropy,
     binary_cross_entropy,
@@ -307,7 +307,7 @@ def combo_loss(
                      classes=classes, axis_name=axis_name, **shared)
     if activation == "softmax":
         logits = jnp.asarray(logits)
-        probs = softmax(logits.astype(compute_dtype(logits.dtype)))
+        probs = Inputs(logits.astype(compute_dtype(logits.dtype)), None, None, None, 'softmax').probs
         ce = balanced_cross_entropy(probs, labels, beta=beta, activation=None, **shared)
     else:
         ce = balanced_cross_entropy(logits, labels, beta=beta, activation=activation, **shared)

@@ -1,23 +1,28 @@
-"""Input normalisation: labels, validity mask and stable (log-)probabilities.
+"""Inputs as users write them, checked and activated once per loss call.
 
-Every loss starts with :func:`prepare`, which turns ``(logits, labels, where,
-ignore_index, activation)`` into one :class:`Prepared` record:
+Every loss starts with :func:`prepare`, which checks ``(logits, labels, where,
+ignore_index, activation)`` and returns one :class:`Inputs` record:
 
+* ``x``: the logits in the compute dtype (bf16 and f16 upcast to float32);
 * ``target``: dense float targets ``[B, *spatial, C]`` (integer labels are
   one-hot encoded; with ``C == 1`` they are the 0/1 foreground);
-* ``valid``: ``[B, *spatial]`` bool, ``False`` where ``where`` is ``False`` or the
+* ``valid``: ``[B, *spatial]`` bool, ``False`` where ``where`` is zero or the
   label equals ``ignore_index``;
-* ``probs``, ``log_probs`` and ``log_1m_probs`` (``log(1 - p)``), all computed
-  from the logits with ``log_softmax``/``log_sigmoid``, never as ``log(p)``.
+* the activation, computed on first use and shared by every term that reads
+  it: ``probs``, ``log_probs``, ``log_1m_probs`` (``log(1 - p)``), ``lse``
+  (softmax log-partition) and ``softplus`` (sigmoid). Softmax takes one
+  ``exp`` of the logits and sigmoid one ``exp(-|x|)``, whichever fields are
+  read: a compound loss activates once.
 
-Low-precision inputs (bf16, f16) are upcast to float32 first, so every sum and
-log runs in float32 or wider. Unused fields cost nothing: XLA removes them.
+Per-class options (``class_weights``, softmax ``alpha``, ``pos_weight``) may be
+lists, tuples, NumPy or JAX arrays: :meth:`Inputs.per_class` checks and shapes
+them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import NamedTuple
 
 import chex
 import jax
@@ -25,19 +30,6 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from segloss_jax._src import checks
-
-
-class Prepared(NamedTuple):
-    probs: jax.Array  # [B, *spatial, C]
-    log_probs: jax.Array  # [B, *spatial, C]
-    log_1m_probs: jax.Array | None  # [B, *spatial, C]; None for softmax
-    target: jax.Array  # [B, *spatial, C], float
-    valid: jax.Array  # [B, *spatial], bool
-    labels: jax.Array | None  # [B, *spatial] int class indices, or None for dense labels
-
-    @property
-    def num_classes(self) -> int:
-        return self.probs.shape[-1]
 
 
 def compute_dtype(dtype) -> jnp.dtype:
@@ -53,9 +45,8 @@ def safe_log(x: jax.Array) -> jax.Array:
 
 # Up to this many classes, sums and maxima over the class axis are written as a
 # pairwise tree of elementwise ops on class slices: XLA:CPU vectorises those
-# across pixels, but not a reduction over a short minor axis (a softmax at
-# [8, 256, 256, C] measured 1.6-5x faster for C <= 8, slower beyond). Wider
-# class axes use the ordinary reduction.
+# across pixels, but not a reduction over a short minor axis (see
+# benchmarks/RESULTS.md). Wider class axes use the ordinary reduction.
 _TREE_MAX_CLASSES = 8
 
 
@@ -77,48 +68,37 @@ def class_sum(x: jax.Array) -> jax.Array:
     return class_reduce(x, jnp.add, jnp.sum)
 
 
-def softmax(x: jax.Array) -> jax.Array:
-    """Softmax over the last axis, finite for any finite ``x``."""
-    e = jnp.exp(x - jax.lax.stop_gradient(class_reduce(x, jnp.maximum, jnp.max)))
-    return e / class_sum(e)
+@jax.custom_jvp
+def sigmoid_parts(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(σ(x), 1 − σ(x), softplus(x))`` from one ``exp(−|x|)``.
 
-
-def activate(logits: jax.Array, activation: str | None):
-    """Returns ``(probs, log_probs, log_1m_probs)`` in the compute dtype.
-
-    ``log_1m_probs`` is ``None`` for softmax (classes are exclusive, so no loss here
-    needs it). With ``activation=None`` the input already holds probabilities and
-    the logs are clamped (:func:`safe_log`), as PyTorch's ``BCELoss`` does.
+    Neither probability is formed by cancellation, so both are accurate near 0
+    and 1; ``log σ(x) = x − softplus(x)`` and ``log(1 − σ(x)) = −softplus(x)`` are
+    finite for every finite ``x``. The derivative is written out (``σ'`` =
+    ``σ(1 − σ)``, ``softplus'`` = ``σ``), so it is exact at ``x = 0`` too.
     """
-    x = logits.astype(compute_dtype(logits.dtype))
-    if activation == "softmax":
-        # jax.nn.log_softmax measured faster here than the tree form used by `softmax`.
-        log_p = jax.nn.log_softmax(x, axis=-1)
-        return jnp.exp(log_p), log_p, None
-    if activation == "sigmoid":
-        log_p, log_1mp = log_sigmoid_pair(x)
-        return jax.nn.sigmoid(x), log_p, log_1mp
-    return x, safe_log(x), safe_log(1.0 - x)
+    e = jnp.exp(-jnp.abs(x))
+    positive = x >= 0
+    denominator = 1 + e
+    p = jnp.where(positive, 1, e) / denominator
+    q = jnp.where(positive, e, 1) / denominator
+    return p, q, jnp.maximum(x, 0) + jnp.log1p(e)
 
 
-def log_sigmoid_pair(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(log sigmoid(x), log(1 - sigmoid(x)))`` from one softplus.
-
-    ``log(1 - σ(x)) = -softplus(x)`` and ``log σ(x) = x - softplus(x)``: finite for
-    every finite ``x`` (the absolute error of the second is at most one ulp of
-    ``x``), one ``exp`` and one ``log1p`` per element, and ``jax.nn.softplus``
-    carries an exact derivative (``σ(x)``) also at ``x = 0``. Measured on XLA:CPU
-    this is about 2x faster fwd+bwd than two ``log_sigmoid`` calls.
-    """
-    softplus = jax.nn.softplus(x)
-    return x - softplus, -softplus
+@sigmoid_parts.defjvp
+def _sigmoid_parts_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    p, q, softplus = sigmoid_parts(x)
+    dp = p * q * dx
+    return (p, q, softplus), (dp, -dp, p * dx)
 
 
 def one_hot_target(labels: jax.Array, num_classes: int, dtype) -> jax.Array:
     """Integer labels ``[B, *spatial]`` -> dense ``[B, *spatial, C]``.
 
     With ``num_classes == 1`` the label is the binary foreground itself. Labels out
-    of range (e.g. ``ignore_index``) give an all-zero row.
+    of range (e.g. ``ignore_index``) give an all-zero row. One-hot by comparison,
+    not a gather, so it fuses into the pass that uses it.
     """
     if num_classes == 1:
         return (labels == 1).astype(dtype)[..., None]
@@ -130,13 +110,13 @@ def validity_mask(
     pixel_shape: tuple[int, ...],
     *,
     labels: jax.Array | None = None,
-    where: jax.Array | None = None,
+    where: chex.Array | None = None,
     ignore_index: int | None = None,
 ) -> jax.Array:
-    """``[B, *spatial]`` bool: ``where`` and ``labels != ignore_index``."""
+    """``[B, *spatial]`` bool: ``where != 0`` and ``labels != ignore_index``."""
     valid = jnp.ones(pixel_shape, dtype=bool)
     if where is not None:
-        valid = jnp.broadcast_to(where, pixel_shape)
+        valid = jnp.broadcast_to(jnp.asarray(where) != 0, pixel_shape)
     if ignore_index is not None and labels is not None:
         valid = valid & (labels != ignore_index)
     return valid
@@ -154,11 +134,108 @@ def check_label_values(labels: jax.Array, num_classes: int, valid: jax.Array, fo
         checkify.debug_check(
             ok,
             f"`labels` must lie in [0, {high - 1}] (or equal `ignore_index`) for "
-            f"C = {num_classes}; found a value outside it.",
-        )
+            f"C = {num_classes}; found a value outside it.")
     else:
         ok = jnp.all(((labels >= 0) & (labels <= 1)) | ~valid[..., None])
         checkify.debug_check(ok, "dense `labels` must lie in [0, 1]; found a value outside it.")
+
+
+class Inputs:
+    """The checked inputs of one loss call; activation fields are computed once, on use.
+
+    Attributes:
+      x: ``[B, *spatial, C]`` logits (probabilities for ``activation=None``) in the
+        compute dtype.
+      target: ``[B, *spatial, C]`` dense float targets.
+      valid: ``[B, *spatial]`` bool.
+      labels: ``[B, *spatial]`` integer class indices, or ``None`` for dense labels.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``None``.
+    """
+
+    def __init__(self, x, target, valid, labels, activation):
+        self.x, self.target, self.valid, self.labels = x, target, valid, labels
+        self.activation = activation
+
+    @property
+    def num_classes(self) -> int:
+        return self.x.shape[-1]
+
+    @property
+    def dtype(self) -> jnp.dtype:
+        return self.x.dtype
+
+    @functools.cached_property
+    def _softmax(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(m, e, Σe)`` with ``e = exp(x − m)``, ``m`` the class maximum (no gradient)."""
+        m = jax.lax.stop_gradient(class_reduce(self.x, jnp.maximum, jnp.max))
+        e = jnp.exp(self.x - m)
+        return m, e, class_sum(e)
+
+    @functools.cached_property
+    def _sigmoid(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return sigmoid_parts(self.x)
+
+    @functools.cached_property
+    def probs(self) -> jax.Array:
+        if self.activation == "softmax":
+            _, e, total = self._softmax
+            return e / total
+        if self.activation == "sigmoid":
+            return self._sigmoid[0]
+        return self.x
+
+    @functools.cached_property
+    def one_minus_probs(self) -> jax.Array:
+        """``1 − p`` per element (sigmoid: without cancellation)."""
+        return self._sigmoid[1] if self.activation == "sigmoid" else 1 - self.probs
+
+    @functools.cached_property
+    def lse(self) -> jax.Array:
+        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial, 1]``."""
+        m, _, total = self._softmax
+        return m + jnp.log(total)
+
+    @functools.cached_property
+    def softplus(self) -> jax.Array:
+        """Sigmoid: ``softplus(x) = −log(1 − σ(x))``."""
+        return self._sigmoid[2]
+
+    @functools.cached_property
+    def log_probs(self) -> jax.Array:
+        if self.activation == "softmax":
+            return self.x - self.lse
+        if self.activation == "sigmoid":
+            return self.x - self.softplus
+        # Probabilities in: logs clamped at the smallest normal float (as torch's BCELoss).
+        return safe_log(self.x)
+
+    @functools.cached_property
+    def log_1m_probs(self) -> jax.Array:
+        """``log(1 − p)``, for per-channel (sigmoid or probability) losses."""
+        if self.activation == "sigmoid":
+            return -self.softplus
+        return safe_log(1.0 - self.x)
+
+    def per_class(self, value, name: str = "class_weights", *, scalar: bool = False) -> jax.Array:
+        """A per-class option as ``[1, ..., 1, C]``, broadcasting over pixels.
+
+        ``value`` may be a list, tuple, NumPy or JAX array of ints or floats;
+        ``None`` gives ones; ``scalar=True`` also accepts one number for every class.
+        The broadcast is explicit (the tests disable implicit rank promotion).
+        """
+        return class_vector(value, self.num_classes, name, self.dtype, scalar=scalar).reshape(
+            (1,) * (self.x.ndim - 1) + (self.num_classes,))
+
+
+def class_vector(value, num_classes: int, name: str, dtype, *, scalar: bool = False):
+    """A per-class option (list, tuple or array; ``None`` means ones) as a ``[C]`` array."""
+    if value is None:
+        return jnp.ones((num_classes,), dtype)
+    if scalar and jnp.ndim(value) == 0 and not isinstance(value, (list, tuple)):
+        checks.check_nonnegative(name, value)
+        return jnp.broadcast_to(jnp.asarray(value, dtype), (num_classes,))
+    checks.check_class_vector(value, num_classes, name)
+    return jnp.asarray(value, dtype)
 
 
 def prepare(
@@ -169,8 +246,9 @@ def prepare(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     allowed_activations: tuple[str | None, ...] = checks.ACTIVATIONS,
-) -> Prepared:
-    """Checks the inputs and returns targets, validity mask and probabilities."""
+) -> Inputs:
+    """Checks the inputs (statically, and label values under ``checkify``) and
+    returns the :class:`Inputs` record every loss computes from."""
     checks.check_logits(logits)
     shape = tuple(logits.shape)
     num_classes = shape[-1]
@@ -179,16 +257,14 @@ def prepare(
     checks.check_ignore_index(ignore_index, form)
     checks.check_where(where, shape[:-1])
 
-    logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels)
-    probs, log_probs, log_1m_probs = activate(logits, activation)
-    dtype = probs.dtype
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    x = logits.astype(compute_dtype(logits.dtype))
     int_labels = None
     if form == "int":
         int_labels = labels.astype(jnp.int32) if labels.dtype == jnp.bool_ else labels
-        target = one_hot_target(int_labels, num_classes, dtype)
+        target = one_hot_target(int_labels, num_classes, x.dtype)
     else:
-        target = labels.astype(dtype)
+        target = labels.astype(x.dtype)
     valid = validity_mask(shape[:-1], labels=int_labels, where=where, ignore_index=ignore_index)
     check_label_values(int_labels if form == "int" else target, num_classes, valid, form)
-    return Prepared(probs, log_probs, log_1m_probs, target, valid, int_labels)
+    return Inputs(x, target, valid, int_labels, activation)

@@ -16,59 +16,47 @@ import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks
-from segloss_jax._src.inputs import Prepared, log_sigmoid_pair, prepare
+from segloss_jax._src.inputs import Inputs, prepare
 from segloss_jax._src.reduce import reduce_pixels, safe_pow
 from segloss_jax._src.registry import register
 
 _BINARY = ("sigmoid", None)
 
 
-def _binary_log_probs(logits: jax.Array, prep: Prepared, activation: str | None):
-    """``(log p, log(1 - p))`` per element; from the logits when ``sigmoid``."""
-    if activation == "sigmoid":
-        return log_sigmoid_pair(logits.astype(prep.probs.dtype))
-    return prep.log_probs, prep.log_1m_probs
+def binary_ce(inp: Inputs, pos_weight=None, neg_weight=None) -> jax.Array:
+    """Per-element ``-(w⁺ g log p + w⁻ (1 - g) log(1 - p))``, ``[B, *spatial, C]``.
+
+    Weights default to 1. For sigmoid, with ``log p = x - softplus(x)`` and
+    ``log(1 - p) = -softplus(x)``, this is ``(w⁺ g + w⁻ (1 - g)) softplus(x) - w⁺ g x``:
+    one softplus, finite for every finite logit, and for unit weights simply
+    ``softplus(x) - g x`` (faster than optax's form, see benchmarks/RESULTS.md).
+    """
+    g = inp.target
+    if inp.activation == "sigmoid" and pos_weight is None and neg_weight is None:
+        return inp.softplus - g * inp.x
+    pos = g if pos_weight is None else pos_weight * g
+    neg = 1 - g if neg_weight is None else neg_weight * (1 - g)
+    if inp.activation == "sigmoid":
+        return (pos + neg) * inp.softplus - pos * inp.x
+    return -(pos * inp.log_probs + neg * inp.log_1m_probs)
 
 
-def _binary_ce(logits, prep: Prepared, activation, pos_weight=None, neg_weight=None):
-    """Per-element ``-(w⁺ g log p + w⁻ (1 - g) log(1 - p))`` (weights default to 1)."""
-    target = prep.target
-    if activation != "sigmoid":
-        pos = target if pos_weight is None else pos_weight * target
-        neg = 1 - target if neg_weight is None else neg_weight * (1 - target)
-        return -(pos * prep.log_probs + neg * prep.log_1m_probs)
-    # With log p = x - softplus(x) and log(1 - p) = -softplus(x) the loss is
-    # (w⁺ g + w⁻ (1 - g)) softplus(x) - w⁺ g x: one softplus, and for unit
-    # weights simply softplus(x) - g x (about 2x faster fwd+bwd than optax's form).
-    x = logits.astype(prep.probs.dtype)
-    softplus = jax.nn.softplus(x)
-    if pos_weight is None and neg_weight is None:
-        return softplus - target * x
-    pos = target if pos_weight is None else pos_weight * target
-    neg = 1 - target if neg_weight is None else neg_weight * (1 - target)
-    return (pos + neg) * softplus - pos * x
+def categorical_ce(inp: Inputs, weighted_target: jax.Array, *, unit_mass: bool = False):
+    """Per-pixel ``-Σ_c t_c log p_c`` for (weighted) targets ``t``, ``[B, *spatial]``.
+
+    For softmax it is ``lse·Σ_c t_c - Σ_c t_c x_c``: autodiff of this form is one
+    fused pass (faster fwd+bwd than through ``log_softmax``). ``unit_mass``: the
+    caller knows ``Σ_c t_c = 1`` at valid pixels (unweighted one-hot targets),
+    which saves a reduction.
+    """
+    if inp.activation == "softmax":
+        mass = 1.0 if unit_mass else jnp.sum(weighted_target, axis=-1)
+        return inp.lse[..., 0] * mass - jnp.sum(weighted_target * inp.x, axis=-1)
+    return -jnp.sum(weighted_target * inp.log_probs, axis=-1)
 
 
-def _channel_values(value, prep: Prepared, name: str) -> jax.Array:
-    """A scalar or ``[C]`` hyperparameter as ``[1, ..., 1, C]``, broadcasting over pixels
-    (explicitly: the tests run with rank promotion disabled)."""
-    value = jnp.asarray(value, prep.probs.dtype)
-    if value.ndim == 0:
-        value = jnp.broadcast_to(value, (prep.num_classes,))
-    checks.check_class_weights(value, prep.num_classes, name=name)
-    return value.reshape((1,) * (prep.probs.ndim - 1) + (prep.num_classes,))
-
-
-def _weights(class_weights, prep: Prepared) -> jax.Array:
-    """``class_weights`` as ``[1, ..., 1, C]`` (ones when ``None``)."""
-    if class_weights is None:
-        class_weights = 1.0
-    return _channel_values(class_weights, prep, "class_weights")
-
-
-def _common_checks(num_classes: int, reduction: str, class_weights) -> None:
+def _check_reduction(reduction: str) -> None:
     checks.check_choice("reduction", reduction, checks.REDUCTIONS)
-    checks.check_class_weights(class_weights, num_classes)
 
 
 @register(activations=_BINARY)
@@ -127,23 +115,15 @@ def binary_cross_entropy(
     References:
       Jadon, "A survey of loss functions for semantic segmentation", CIBCB 2020.
     """
-    prep = prepare(
-        logits,
-        labels,
-        activation=activation,
-        where=where,
-        ignore_index=ignore_index,
-        allowed_activations=_BINARY,
-    )
-    num_classes = prep.num_classes
-    _common_checks(num_classes, reduction, class_weights)
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index, allowed_activations=_BINARY)
+    _check_reduction(reduction)
     if pos_weight is not None:
-        checks.check_nonnegative("pos_weight", pos_weight)
-        pos_weight = _channel_values(pos_weight, prep, "pos_weight")
-    loss = _binary_ce(logits, prep, activation, pos_weight)
+        pos_weight = inp.per_class(pos_weight, "pos_weight", scalar=True)
+    loss = binary_ce(inp, pos_weight)
     if class_weights is not None:
-        loss = loss * _weights(class_weights, prep)
-    return reduce_pixels(loss, prep.valid, reduction)
+        loss = loss * inp.per_class(class_weights)
+    return reduce_pixels(loss, inp.valid, reduction)
 
 
 @register(activations=_BINARY)
@@ -257,31 +237,24 @@ def balanced_cross_entropy(
       Xie & Tu, "Holistically-nested edge detection", ICCV 2015; Jadon, "A survey
       of loss functions for semantic segmentation", CIBCB 2020.
     """
-    prep = prepare(
-        logits,
-        labels,
-        activation=activation,
-        where=where,
-        ignore_index=ignore_index,
-        allowed_activations=_BINARY,
-    )
-    num_classes, dtype = prep.num_classes, prep.probs.dtype
-    _common_checks(num_classes, reduction, class_weights)
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index, allowed_activations=_BINARY)
+    _check_reduction(reduction)
     if beta is None:
-        valid = prep.valid[..., None]
-        axes = tuple(range(prep.target.ndim - 1))
-        positives = jnp.sum(jnp.where(valid, prep.target, 0), axis=axes)
-        count = jnp.sum(valid, axis=axes, dtype=dtype)
+        # 1 - (fraction of positives) per channel over the valid pixels; no gradient.
+        valid = inp.valid[..., None]
+        axes = tuple(range(inp.x.ndim - 1))
+        positives = jnp.sum(jnp.where(valid, inp.target, 0), axis=axes)
+        count = jnp.sum(valid, axis=axes, dtype=inp.dtype)
         beta = jax.lax.stop_gradient(
-            jnp.where(count > 0, 1 - positives / jnp.maximum(count, 1), 0.5)
-        )
+            jnp.where(count > 0, 1 - positives / jnp.maximum(count, 1), 0.5))
     else:
         checks.check_in_range("beta", beta, 0.0, 1.0)
-    beta = _channel_values(beta, prep, "beta")
-    loss = _binary_ce(logits, prep, activation, beta, 1 - beta)
+    beta = inp.per_class(beta, "beta", scalar=True)
+    loss = binary_ce(inp, beta, 1 - beta)
     if class_weights is not None:
-        loss = loss * _weights(class_weights, prep)
-    return reduce_pixels(loss, prep.valid, reduction)
+        loss = loss * inp.per_class(class_weights)
+    return reduce_pixels(loss, inp.valid, reduction)
 
 
 @register(activations=("softmax", None))
@@ -342,33 +315,16 @@ def cross_entropy(
       segmentation", CVPR 2015; Szegedy et al., "Rethinking the Inception
       architecture" (label smoothing), CVPR 2016.
     """
-    prep = prepare(
-        logits,
-        labels,
-        activation=activation,
-        where=where,
-        ignore_index=ignore_index,
-        allowed_activations=("softmax", None),
-    )
-    num_classes = prep.num_classes
-    _common_checks(num_classes, reduction, class_weights)
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index, allowed_activations=("softmax", None))
+    _check_reduction(reduction)
     checks.check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
-    target = prep.target
+    target = inp.target
     if label_smoothing:
-        target = (1 - label_smoothing) * target + label_smoothing / num_classes
-    weighted_target = _weights(class_weights, prep) * target
-    if activation == "softmax":
-        # -Σ w t (x - lse) = lse Σ w t - Σ w t x: autodiff of this form is one fused
-        # pass (measured ~2x faster fwd+bwd on XLA:CPU than through log_softmax).
-        x = logits.astype(prep.probs.dtype)
-        lse = jax.nn.logsumexp(x, axis=-1)
-        # Σ_c t_c = 1 for unweighted integer labels: skip a reduction.
-        unit_mass = class_weights is None and prep.labels is not None
-        mass = 1.0 if unit_mass else jnp.sum(weighted_target, axis=-1)
-        loss = lse * mass - jnp.sum(weighted_target * x, axis=-1)
-    else:
-        loss = -jnp.sum(weighted_target * prep.log_probs, axis=-1)
-    return reduce_pixels(loss, prep.valid, reduction)
+        target = (1 - label_smoothing) * target + label_smoothing / inp.num_classes
+    loss = categorical_ce(inp, inp.per_class(class_weights) * target,
+                          unit_mass=class_weights is None and inp.labels is not None)
+    return reduce_pixels(loss, inp.valid, reduction)
 
 
 @register(activations=("softmax", "sigmoid", None))
@@ -441,38 +397,37 @@ def focal_loss(
       Lin, Goyal, Girshick, He & Dollár, "Focal loss for dense object detection",
       ICCV 2017.
     """
-    prep = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
-    num_classes, dtype = prep.num_classes, prep.probs.dtype
-    _common_checks(num_classes, reduction, class_weights)
+    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
+    _check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
-    weights = _weights(class_weights, prep)
-    target = prep.target
-    if activation == "softmax":
+    return reduce_pixels(focal_terms(inp, gamma, alpha, class_weights), inp.valid, reduction)
+
+
+def focal_terms(inp: Inputs, gamma, alpha, class_weights) -> jax.Array:
+    """The focal loss per pixel (softmax, ``[B, *spatial]``) or element (``[B, *spatial, C]``)."""
+    weights = inp.per_class(class_weights)
+    g = inp.target
+    if inp.activation == "softmax":
         if alpha is not None:
-            checks.check_nonnegative("alpha", alpha)
-            alpha = jnp.asarray(alpha, dtype)
-            if alpha.ndim == 0:
-                alpha = jnp.where(jnp.arange(num_classes) == 0, 1 - alpha, alpha)
-            weights = weights * _channel_values(alpha, prep, "alpha")
-        if prep.labels is not None:
+            if jnp.ndim(alpha) == 0 and not isinstance(alpha, (list, tuple)):
+                # A scalar α weighs the background 1 - α and every other class α.
+                checks.check_in_range("alpha", alpha, 0.0, 1.0)
+                alpha = jnp.where(jnp.arange(inp.num_classes) == 0, 1 - alpha, alpha)
+            weights = weights * inp.per_class(alpha, "alpha")
+        if inp.labels is not None:
             # One-hot target: only the labelled class contributes, so work with the
             # per-pixel log p_y = x_y - lse (x_y by a one-hot product, not a gather).
-            x = logits.astype(dtype)
-            log_py = jnp.sum(target * x, axis=-1) - jax.nn.logsumexp(x, axis=-1)
+            log_py = jnp.sum(g * inp.x, axis=-1) - inp.lse[..., 0]
             unweighted = class_weights is None and alpha is None
-            weight_y = 1.0 if unweighted else jnp.sum(weights * target, axis=-1)
-            loss = -weight_y * safe_pow(-jnp.expm1(log_py), gamma) * log_py
-        else:
-            one_minus_p = -jnp.expm1(prep.log_probs)
-            focal = safe_pow(one_minus_p, gamma) * prep.log_probs
-            loss = -jnp.sum(weights * target * focal, axis=-1)
-        return reduce_pixels(loss, prep.valid, reduction)
-
-    log_p, log_1mp = _binary_log_probs(logits, prep, activation)
-    p, one_minus_p = jnp.exp(log_p), jnp.exp(log_1mp)
-    one_minus_pt = p * (1 - target) + one_minus_p * target
-    loss = safe_pow(one_minus_pt, gamma) * _binary_ce(logits, prep, activation)
+            weight_y = 1.0 if unweighted else jnp.sum(weights * g, axis=-1)
+            # 1 - p_y as -expm1(log p_y): no cancellation near p_y = 1.
+            return -weight_y * safe_pow(-jnp.expm1(log_py), gamma) * log_py
+        focal = safe_pow(-jnp.expm1(inp.log_probs), gamma) * inp.log_probs
+        return -jnp.sum(weights * g * focal, axis=-1)
+    # 1 - p_t = p(1 - g) + (1 - p)g, from both probabilities: no cancellation.
+    one_minus_pt = inp.probs * (1 - g) + inp.one_minus_probs * g
+    loss = safe_pow(one_minus_pt, gamma) * binary_ce(inp)
     if alpha is not None:
         checks.check_in_range("alpha", alpha, 0.0, 1.0)
-        loss = loss * (alpha * target + (1 - alpha) * (1 - target))
-    return reduce_pixels(loss * weights, prep.valid, reduction)
+        loss = loss * (alpha * g + (1 - alpha) * (1 - g))
+    return loss * weights

@@ -110,11 +110,7 @@ _TARGET_ONLY = frozenset({"sum_g", "sum_g2", "count"})
 
 def _probabilities(logits: jax.Array, activation: str | None) -> jax.Array:
     x = logits.astype(inputs.compute_dtype(logits.dtype))
-    if activation == "softmax":
-        return inputs.softmax(x)
-    if activation == "sigmoid":
-        return jax.nn.sigmoid(x)
-    return x
+    return inputs.Inputs(x, None, None, None, activation).probs
 
 
 def _activation_vjp(p: jax.Array, dp: jax.Array, activation: str | None) -> jax.Array:
