@@ -1,444 +1,56 @@
 r"""Region losses: Dice, Jaccard, Tversky and their relatives.
 
-Every loss here is a function of a few sums per *unit* (image ``b`` and class
-``c`` with ``per_image=True``, class ``c`` over the batch otherwise), each sum
-taken over the valid pixels of the unit:
+Each loss here is its per-unit formula, written as in its paper, above the
+public function that names the sums it needs. :mod:`segloss_jax._src.engine`
+computes those sums over the valid pixels of every unit (image and class with
+``per_image=True``, class over the batch otherwise), selects and reduces the
+units, and gives every loss the same fused backward pass (a
+``jax.custom_vjp``): one elementwise pass over the pixels from
+:math:`\partial L/\partial S` through the activation's Jacobian.
 
-.. math::
-
-   S_k = \sum_{i \in V} f_k(p_i, g_i),
-   \qquad f_k \in \{\, p g,\ p,\ g,\ p^2,\ g^2,\ |p - g|,\ (g - p)^2 g,\ \dots \}
-
-with :math:`p` the probabilities and :math:`g` the dense target. The loss is
-:math:`L(S)`, a few lines per loss that read like the paper (``_dice``,
-``_jaccard``, ... below), followed by the shared class selection and reduction
-(:func:`segloss_jax._src.reduce.kept_units`, :func:`~segloss_jax._src.reduce.reduce_units`).
-
-Gradient. By the chain rule, at pixel :math:`i` of unit :math:`u`
-
-.. math::
-
-   \frac{\partial L}{\partial p_i} = \sum_k \frac{\partial L}{\partial S_{k,u}}\,
-   \frac{\partial f_k}{\partial p}(p_i, g_i),
-
-a per-unit scalar times a per-pixel elementwise term. So all losses share one
-``jax.custom_vjp`` (:func:`_region_op`): the forward pass computes the
-probabilities, the sums (``psum``-ed over ``axis_name`` when ``per_image=False``)
-and :math:`L`; it saves the probabilities and the sums. The backward pass gets
-:math:`\partial L / \partial S` by autodiff of the tiny function :math:`L(S)`
-(``[B, C]``-sized), then does one fused elementwise pass over the pixels: the
-line above, the mask, and the activation's Jacobian (softmax:
-:math:`dx = p \odot (dp - \sum_c p_c\, dp_c)`; sigmoid: :math:`dx = p(1 - p)\, dp`).
-Plain autodiff of the same formulas keeps one residual per intermediate array
-and runs several reductions backwards; see ``benchmarks/bench_region.py``.
-
-Conventions (API.md §3, §9): a score :math:`(n + s_n)/(d + s_d)` whose
-denominator is 0 even after smoothing is 1, with zero gradient, never NaN; with
-``classes="all"`` an absent class scores :math:`s_n / (\sum p + s_d)`; a unit
-whose pixels are all excluded scores :math:`s_n / s_d`; labels, ``where`` and the
-validity mask receive no gradient, and excluded pixels get exactly zero gradient.
+In the formulas :math:`p` are the probabilities, :math:`g` the dense target,
+:math:`tp = \sum pg`, :math:`fp = \sum p(1-g)`, :math:`fn = \sum (1-p)g` over
+the valid pixels of a unit, and :math:`(s_n, s_d)` the ``smooth`` pair; the
+keywords shared by every region loss are described once, on the conventions
+page.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
-from collections.abc import Callable, Hashable, Mapping
-from typing import Any
 
-import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from segloss_jax._src import checks, inputs, reduce, stats
-from segloss_jax._src.inputs import prepare
+from segloss_jax._src import checks, reduce
+from segloss_jax._src.engine import RegionOptions, Sums, ratio, region_loss, takes_options
+from segloss_jax._src.inputs import safe_log
 from segloss_jax._src.registry import register
 
-_ACTIVATIONS = ("softmax", "sigmoid", None)
-_GDL_WEIGHTS = ("square", "simple", "uniform")
-
-Sums = Mapping[str, jax.Array]
-Params = Mapping[str, jax.Array]
+TP = ("tp", "sum_p", "sum_g")  # the sums of tp, fp, fn
 
 
-# --------------------------------------------------------------------------------------
-# Per-pixel terms f_k(p, g) whose valid-pixel sums the losses are built from.
-# --------------------------------------------------------------------------------------
-
-
-@jax.custom_jvp
-def _abs_diff(p: jax.Array, g: jax.Array) -> jax.Array:
-    """``|p - g|``, with slope ``1 - 2g`` at ``p == g``.
-
-    ``1 - 2g`` lies in ``[-1, 1]`` (a subgradient of ``|.|`` at 0) and is the slope
-    of ``p(1 - g) + (1 - p)g`` for hard ``g``, so the soft-label-correct losses
-    equal the plain ones in gradient too when the labels are hard, also at
-    saturated probabilities.
-    """
-    return jnp.abs(p - g)
-
-
-@_abs_diff.defjvp
-def _abs_diff_jvp(primals, tangents):
-    (p, g), (dp, dg) = primals, tangents
-    slope = jnp.where(p == g, 1 - 2 * g, jnp.sign(p - g))
-    return jnp.abs(p - g), slope * (dp - dg)
-
-
-_FEATURES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    "tp": lambda p, g: p * g,
-    "sum_p": lambda p, g: p,
-    "sum_g": lambda p, g: g,
-    "sum_p2": lambda p, g: p * p,
-    "sum_g2": lambda p, g: g * g,
-    "l1": _abs_diff,
-    "sens_err": lambda p, g: jnp.square(g - p) * g,
-    "spec_err": lambda p, g: jnp.square(g - p) * (1 - g),
-    # Valid pixels per unit: the same for every class, so one channel.
-    "count": lambda p, g: jnp.ones_like(p[..., :1]),
-}
-# Terms that do not depend on p: no gradient flows through them.
-_TARGET_ONLY = frozenset({"sum_g", "sum_g2", "count"})
-
-
-# --------------------------------------------------------------------------------------
-# Activations (the short-class-axis fast paths live in `inputs`).
-# --------------------------------------------------------------------------------------
-
-
-def _probabilities(logits: jax.Array, activation: str | None) -> jax.Array:
-    x = logits.astype(inputs.compute_dtype(logits.dtype))
-    return inputs.Inputs(x, None, None, None, activation).probs
-
-
-def _activation_vjp(p: jax.Array, dp: jax.Array, activation: str | None) -> jax.Array:
-    """``dL/dlogits`` from ``dL/dp`` through the activation's Jacobian."""
-    if activation == "softmax":
-        return p * (dp - inputs.class_sum(p * dp))
-    if activation == "sigmoid":
-        return p * (1 - p) * dp
-    return dp
-
-
-# --------------------------------------------------------------------------------------
-# The shared custom_vjp: loss from unit sums.
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Spec:
-    """Static description of one region loss call (hashable: it keys the op cache)."""
-
-    features: tuple[str, ...]  # names in _FEATURES
-    head: Callable  # head(sums, params, spec) -> the returned loss
-    unit_loss: Callable | None  # unit_loss(sums, params, **options) -> [B, C] or [C]
-    options: tuple[tuple[str, Any], ...]
-    activation: str | None
-    per_image: bool
-    axis_name: Hashable | None
-    reduction: str
-    include_background: bool
-    classes: str
-    num_classes: int
-    dtype: Any  # dtype of the logits: the cotangent is returned in it
-
-
-def _target(labels: jax.Array, spec: _Spec, dtype) -> jax.Array:
-    """Dense target from integer labels (one-hot by comparison, fused) or dense labels."""
-    if jnp.issubdtype(labels.dtype, jnp.integer):
-        return inputs.one_hot_target(labels, spec.num_classes, dtype)
-    return labels.astype(dtype)
-
-
-def _expand_units(unit_value: jax.Array, ndim: int, per_image: bool) -> jax.Array:
-    """``[B, C]`` or ``[C]`` -> broadcastable against ``[B, *spatial, C]``."""
-    lead = unit_value.shape[:1] if per_image else ()
-    n_ones = ndim - 1 - len(lead)
-    return unit_value.reshape(lead + (1,) * n_ones + unit_value.shape[-1:])
-
-
-@functools.lru_cache(maxsize=512)
-def _region_op(spec: _Spec) -> Callable:
-    """The custom_vjp ``op(logits, labels, valid, params) -> loss`` for ``spec``."""
-
-    def forward(logits, labels, valid, params):
-        probs = _probabilities(logits, spec.activation)
-        target = _target(labels, spec, probs.dtype)
-        values = [_FEATURES[name](probs, target) for name in spec.features]
-        sums = stats.unit_sums(*values, valid=valid, per_image=spec.per_image,
-                               axis_name=spec.axis_name)
-        sums = dict(zip(spec.features, sums, strict=True))
-        return spec.head(sums, params, spec), (probs, sums)
-
-    @jax.custom_vjp
-    def op(logits, labels, valid, params):
-        return forward(logits, labels, valid, params)[0]
-
-    def op_fwd(logits, labels, valid, params):
-        loss, (probs, sums) = forward(logits, labels, valid, params)
-        return loss, (probs, labels, valid, sums, params)
-
-    def op_bwd(residuals, cotangent):
-        probs, labels, valid, sums, params = residuals
-        # dL/dS: autodiff of the small per-unit function. With axis_name and
-        # per_image=False the sums are global, so this is the gradient of the
-        # global loss; each device then applies it to its own pixels.
-        _, head_vjp = jax.vjp(lambda s, q: spec.head(s, q, spec), sums, params)
-        d_sums, d_params = head_vjp(cotangent)
-        target = _target(labels, spec, probs.dtype)
-
-        # Σ_k dL/dS_k · ∂f_k/∂p per pixel, as the gradient of Σ_pixels Σ_k dL/dS_k · f_k:
-        # elementwise, so XLA fuses it with the lines below into one pass.
-        def weighted_terms(p):
-            return sum(
-                jnp.sum(_expand_units(d_sums[name], p.ndim, spec.per_image)
-                        * _FEATURES[name](p, target))
-                for name in spec.features if name not in _TARGET_ONLY)
-
-        d_probs = jax.grad(weighted_terms)(probs)
-        # Excluded pixels get exactly zero: d_probs is finite there (finite inputs),
-        # and the activation Jacobians are products with it. A 0/1 factor, not a
-        # select: XLA:CPU does not vectorise a select on a bool mask broadcast over
-        # the class axis (it cost more than the rest of the backward pass).
-        d_probs = d_probs * valid.astype(d_probs.dtype)[..., None]
-        d_logits = _activation_vjp(probs, d_probs, spec.activation)
-        return d_logits.astype(spec.dtype), None, None, d_params
-
-    op.defvjp(op_fwd, op_bwd)
-    return op
-
-
-def _class_head(sums: Sums, params: Params, spec: _Spec) -> jax.Array:
-    """Per-class unit loss, then class selection and reduction (API.md §3)."""
-    loss = spec.unit_loss(sums, params, **dict(spec.options))
-    keep = reduce.kept_units(sums["sum_g"], include_background=spec.include_background,
-                             classes=spec.classes)
-    return reduce.reduce_units(loss, keep, reduction=spec.reduction,
-                               class_weights=params.get("class_weights"),
-                               axis_name=spec.axis_name)
-
-
-# --------------------------------------------------------------------------------------
-# Keyword handling shared by every region loss.
-# --------------------------------------------------------------------------------------
-
-
-def _smooth_pair(smooth) -> tuple[Any, Any]:
-    """``smooth`` as ``(s_num, s_den)``: a scalar is used for both."""
-    if isinstance(smooth, (tuple, list)) or np.ndim(smooth) == 1:
-        if len(smooth) != 2:
-            raise ValueError(
-                "`smooth` must be a non-negative scalar or a pair (s_num, s_den), "
-                f"got {smooth!r}.")
-        s_num, s_den = smooth[0], smooth[1]
-    elif np.ndim(smooth) == 0:
-        s_num = s_den = smooth
-    else:
-        raise ValueError(
-            "`smooth` must be a non-negative scalar or a pair (s_num, s_den), "
-            f"got an array of shape {np.shape(smooth)}.")
-    checks.check_nonnegative("smooth", s_num)
-    checks.check_nonnegative("smooth", s_den)
-    return s_num, s_den
-
-
-def _region_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    features: tuple[str, ...],
-    int_label_features: tuple[str, ...] | None = None,
-    unit_loss: Callable | None,
-    head: Callable = _class_head,
-    options: tuple[tuple[str, Any], ...] = (),
-    hyper: Mapping[str, Any] | None = None,
-    activation: str | None,
-    smooth,
-    per_image: bool,
-    include_background: bool,
-    classes: str,
-    class_weights: chex.Array | None,
-    ignore_index: int | None,
-    where: chex.Array | None,
-    axis_name: Hashable | None,
-    reduction: str,
-) -> jax.Array:
-    """Checks the keywords, prepares the inputs and calls the shared op."""
-    prep = prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index, allowed_activations=_ACTIVATIONS)
-    num_classes, dtype = prep.num_classes, prep.probs.dtype
-    checks.check_choice("reduction", reduction, checks.REDUCTIONS)
-    checks.check_choice("classes", classes, checks.CLASS_MODES)
-    checks.check_class_weights(class_weights, num_classes)
-    if not isinstance(per_image, (bool, np.bool_)):
-        raise TypeError(f"`per_image` must be a bool, got {per_image!r}.")
-    s_num, s_den = _smooth_pair(smooth)
-    params = {name: jnp.asarray(value, dtype) for name, value in (hyper or {}).items()}
-    params["s_num"], params["s_den"] = jnp.asarray(s_num, dtype), jnp.asarray(s_den, dtype)
-    if class_weights is not None:
-        params["class_weights"] = jnp.asarray(class_weights, dtype)
-    logits = jnp.asarray(logits)
-    if int_label_features is not None and prep.labels is not None:
-        features = int_label_features
-    spec = _Spec(
-        features=features, head=head, unit_loss=unit_loss, options=options,
-        activation=activation, per_image=bool(per_image), axis_name=axis_name,
-        reduction=reduction, include_background=bool(include_background), classes=classes,
-        num_classes=num_classes, dtype=jnp.dtype(logits.dtype))
-    # Integer labels travel as they are (the one-hot is formed inside the fused
-    # passes); dense labels as the prepared float target.
-    labels_in = prep.labels if prep.labels is not None else prep.target
-    return _region_op(spec)(logits, labels_in, prep.valid, params)
-
-
-# --------------------------------------------------------------------------------------
-# Scores. Each reads like its paper; `s` holds the unit sums, `q` the hyperparameters.
-# --------------------------------------------------------------------------------------
-
-
-def _score(num: jax.Array, den: jax.Array, q: Params) -> jax.Array:
-    """``(num + s_num) / (den + s_den)``; 1 with zero gradient where the smoothed
-    denominator is 0 (API.md §9.5)."""
-    return reduce.safe_div(num + q["s_num"], den + q["s_den"], fallback=1.0)
-
-
-def _confusion(s: Sums) -> stats.Confusion:
-    """Soft ``tp, fp, fn``: ``fp = Σp − tp``, ``fn = Σg − tp`` (exact for soft labels)."""
-    return stats.Confusion(s["tp"], s["sum_p"] - s["tp"], s["sum_g"] - s["tp"])
-
-
-def _l1_intersection(s: Sums) -> jax.Array:
-    """Wang & Blaschko's ``I = (Σp + Σg − Σ|p − g|) / 2``.
-
-    For hard labels it equals ``Σpg``, which integer labels use directly (their
-    sums are ``tp, Σp, Σg``: one pass less, and the same gradient).
-    """
-    if "tp" in s:
-        return s["tp"]
-    return (s["sum_p"] + s["sum_g"] - s["l1"]) / 2
-
-
-def _dice_score(s: Sums, q: Params, squared: bool) -> jax.Array:
+def dice_score(s: Sums, q, *, squared: bool = False) -> jax.Array:
+    """``(2tp + s_n)/(2tp + fp + fn + s_d)``, or ``Σp² + Σg²`` below with ``squared``."""
     if squared:
-        return _score(2 * s["tp"], s["sum_p2"] + s["sum_g2"], q)
-    tp, fp, fn = _confusion(s)
-    return _score(2 * tp, 2 * tp + fp + fn, q)
+        return ratio(2 * s.tp, s.sum_p2 + s.sum_g2, q)
+    return ratio(2 * s.tp, 2 * s.tp + s.fp + s.fn, q)
 
 
-def _dice(s: Sums, q: Params, *, squared: bool, log: bool) -> jax.Array:
-    score = _dice_score(s, q, squared)
+def dice_units(s: Sums, q, *, squared: bool = False, log: bool = False) -> jax.Array:
+    score = dice_score(s, q, squared=squared)
     # -log is clamped at the smallest normal float: finite for a zero score.
-    return -inputs.safe_log(score) if log else 1 - score
+    return -safe_log(score) if log else 1 - score
 
 
-def _log_cosh_dice(s: Sums, q: Params) -> jax.Array:
-    x = 1 - _dice_score(s, q, squared=False)
-    return jnp.logaddexp(x, -x) - math.log(2.0)  # log(cosh(x)), without overflow
+def dice_sums(squared: bool) -> tuple[str, ...]:
+    return ("tp", "sum_g", "sum_p2", "sum_g2") if squared else TP
 
 
-def _jaccard(s: Sums, q: Params) -> jax.Array:
-    tp, fp, fn = _confusion(s)
-    return 1 - _score(tp, tp + fp + fn, q)
-
-
-def _tversky_index(s: Sums, q: Params) -> jax.Array:
-    tp, fp, fn = _confusion(s)
-    return _score(tp, tp + q["alpha"] * fp + q["beta"] * fn, q)
-
-
-def _tversky(s: Sums, q: Params) -> jax.Array:
-    return 1 - _tversky_index(s, q)
-
-
-def _focal_tversky(s: Sums, q: Params) -> jax.Array:
-    # Clamped at 0: with s_num > s_den the index may exceed 1.
-    base = jnp.maximum(1 - _tversky_index(s, q), 0)
-    return reduce.safe_pow(base, q["gamma"])  # finite gradient at base == 0
-
-
-def _sensitivity_specificity(s: Sums, q: Params) -> jax.Array:
-    # Error rates, so only the denominators are smoothed (a smoothed numerator
-    # would penalise a perfect prediction); an empty denominator means no error.
-    negatives = s["count"] - s["sum_g"]
-    sensitivity_err = reduce.safe_div(s["sens_err"], s["sum_g"] + q["s_den"])
-    specificity_err = reduce.safe_div(s["spec_err"], negatives + q["s_den"])
-    return q["r"] * sensitivity_err + (1 - q["r"]) * specificity_err
-
-
-def _jaccard_metric(s: Sums, q: Params) -> jax.Array:
-    intersection = _l1_intersection(s)
-    return 1 - _score(intersection, s["sum_p"] + s["sum_g"] - intersection, q)
-
-
-def _dice_semimetric(s: Sums, q: Params) -> jax.Array:
-    return 1 - _score(2 * _l1_intersection(s), s["sum_p"] + s["sum_g"], q)
-
-
-def _generalized_dice_head(sums: Sums, params: Params, spec: _Spec) -> jax.Array:
-    """Sudre et al.: one loss per unit of classes, ``[B]`` or ``[]`` before reduction."""
-    s, q = sums, params
-    keep = reduce.kept_units(s["sum_g"], include_background=spec.include_background,
-                             classes=spec.classes)
-    weights = _generalized_dice_weights(jax.lax.stop_gradient(s["sum_g"]), keep,
-                                        dict(spec.options)["weight"])
-    if "class_weights" in q:
-        weights = weights * jnp.broadcast_to(q["class_weights"], weights.shape)
-    tp, fp, fn = _confusion(s)
-    score = _score(2 * jnp.sum(weights * tp, -1),
-                   jnp.sum(weights * (2 * tp + fp + fn), -1), q)
-    loss = (1 - score)[..., None]
-    # A unit with no kept class leaves the mean (API.md §3).
-    unit_kept = jnp.any(keep, axis=-1, keepdims=True)
-    out = reduce.reduce_units(loss, unit_kept, reduction=spec.reduction,
-                              axis_name=spec.axis_name)
-    return out[..., 0] if spec.reduction == "none" else out
-
-
-def _generalized_dice_weights(sum_g: jax.Array, keep: jax.Array, weight: str) -> jax.Array:
-    """``w_c = 1/(Σg_c)^2``, ``1/Σg_c`` or ``1`` over the kept classes, 0 elsewhere.
-
-    A kept class whose weight is infinite (absent from the unit) gets the largest
-    finite weight of the unit (MONAI's convention); if there is none, every
-    weight is 0 (API.md §9.4).
-    """
-    if weight == "square":
-        raw = 1 / jnp.square(sum_g)
-    elif weight == "simple":
-        raw = 1 / sum_g
-    else:
-        raw = jnp.ones_like(sum_g)
-    finite = jnp.isfinite(raw) & keep
-    largest = jnp.max(jnp.where(finite, raw, 0), axis=-1, keepdims=True)
-    return jnp.where(keep, jnp.where(finite, raw, largest), 0)
-
-
-# --------------------------------------------------------------------------------------
-# Public losses.
-# --------------------------------------------------------------------------------------
-
-_TP = ("tp", "sum_p", "sum_g")
-
-
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def dice_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    squared: bool = False,
-    log: bool = False,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+@register(kind="region")
+@takes_options()
+def dice_loss(logits, labels, *, squared: bool = False, log: bool = False,
+              options: RegionOptions) -> jax.Array:
     r"""Soft Dice loss (Milletari et al.), per class and per image or per batch.
 
     .. math::
@@ -472,19 +84,9 @@ def dice_loss(
         or dense ``[B, *spatial, C]`` targets in ``[0, 1]``; no gradient.
       squared: square :math:`p` and :math:`g` in the denominator.
       log: return :math:`-\log(\text{score})`.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or a pair
-        ``(s_num, s_den)``.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"`` (only units whose target has mass).
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]``; ``False`` pixels count nowhere.
-      axis_name: mapped axis (``shard_map``/``pmap``) over which the sums (with
-        ``per_image=False``) or the image mean (with ``per_image=True``) are
-        taken: the result equals that of the concatenated batch.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or for ``reduction="none"`` the loss of every unit, ``[B, C]``
@@ -522,32 +124,18 @@ def dice_loss(
       "Generalised Dice overlap as a deep learning loss function for highly
       unbalanced segmentations", DLMIA 2017.
     """
-    features = ("tp", "sum_p2", "sum_g2", "sum_g") if squared else _TP
-    return _region_loss(
-        logits, labels, features=features, unit_loss=_dice,
-        options=(("squared", bool(squared)), ("log", bool(log))),
-        activation=activation, smooth=smooth, per_image=per_image,
-        include_background=include_background, classes=classes,
-        class_weights=class_weights, ignore_index=ignore_index, where=where,
-        axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=dice_sums(squared),
+                       unit_loss=lambda s, q: dice_units(s, q, squared=squared, log=log))
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def jaccard_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+def jaccard_units(s: Sums, q) -> jax.Array:
+    return 1 - ratio(s.tp, s.tp + s.fp + s.fn, q)
+
+
+@register(kind="region")
+@takes_options()
+def jaccard_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Soft Jaccard (IoU) loss, with a one-pass custom backward.
 
     .. math::
@@ -573,16 +161,9 @@ def jaccard_loss(
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets;
         no gradient.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or ``(s_num, s_den)``.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -609,31 +190,17 @@ def jaccard_loss(
       for image segmentation", ISVC 2016; Berman, Rannen Triki & Blaschko,
       "The Lovász-softmax loss", CVPR 2018.
     """
-    return _region_loss(
-        logits, labels, features=_TP, unit_loss=_jaccard, activation=activation,
-        smooth=smooth, per_image=per_image, include_background=include_background,
-        classes=classes, class_weights=class_weights, ignore_index=ignore_index,
-        where=where, axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=TP, unit_loss=jaccard_units)
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def tversky_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    alpha: chex.Numeric = 0.3,
-    beta: chex.Numeric = 0.7,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+def tversky_index(s: Sums, q) -> jax.Array:
+    return ratio(s.tp, s.tp + q["alpha"] * s.fp + q["beta"] * s.fn, q)
+
+
+@register(kind="region")
+@takes_options()
+def tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, options: RegionOptions) -> jax.Array:
     r"""Tversky loss: Dice with separate weights on false positives and negatives.
 
     .. math::
@@ -652,16 +219,9 @@ def tversky_loss(
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       alpha: non-negative weight of false positives.
       beta: non-negative weight of false negatives.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or ``(s_num, s_den)``.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -691,33 +251,21 @@ def tversky_loss(
     """
     checks.check_nonnegative("alpha", alpha)
     checks.check_nonnegative("beta", beta)
-    return _region_loss(
-        logits, labels, features=_TP, unit_loss=_tversky,
-        hyper={"alpha": alpha, "beta": beta}, activation=activation, smooth=smooth,
-        per_image=per_image, include_background=include_background, classes=classes,
-        class_weights=class_weights, ignore_index=ignore_index, where=where,
-        axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=TP, hyper={"alpha": alpha, "beta": beta},
+                       unit_loss=lambda s, q: 1 - tversky_index(s, q))
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def focal_tversky_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    alpha: chex.Numeric = 0.3,
-    beta: chex.Numeric = 0.7,
-    gamma: chex.Numeric = 0.75,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+def focal_tversky_units(s: Sums, q) -> jax.Array:
+    # Clamped at 0: with s_num > s_den the index may exceed 1.
+    base = jnp.maximum(1 - tversky_index(s, q), 0)
+    return reduce.safe_pow(base, q["gamma"])  # finite gradient at base == 0
+
+
+@register(kind="region")
+@takes_options()
+def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=0.75,
+                       options: RegionOptions) -> jax.Array:
     r"""Focal Tversky loss: the Tversky loss of each unit raised to a power.
 
     .. math::
@@ -739,16 +287,9 @@ def focal_tversky_loss(
       alpha: non-negative weight of false positives.
       beta: non-negative weight of false negatives.
       gamma: non-negative exponent.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or ``(s_num, s_den)``.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -772,34 +313,26 @@ def focal_tversky_loss(
       Abraham & Khan, "A novel focal Tversky loss function with improved
       attention U-Net for lesion segmentation", ISBI 2019.
     """
-    checks.check_nonnegative("alpha", alpha)
-    checks.check_nonnegative("beta", beta)
-    checks.check_nonnegative("gamma", gamma)
-    return _region_loss(
-        logits, labels, features=_TP, unit_loss=_focal_tversky,
-        hyper={"alpha": alpha, "beta": beta, "gamma": gamma}, activation=activation,
-        smooth=smooth, per_image=per_image, include_background=include_background,
-        classes=classes, class_weights=class_weights, ignore_index=ignore_index,
-        where=where, axis_name=axis_name, reduction=reduction)
+    for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        checks.check_nonnegative(name, value)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=TP, unit_loss=focal_tversky_units,
+                       hyper={"alpha": alpha, "beta": beta, "gamma": gamma})
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def sensitivity_specificity_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    r: chex.Numeric = 0.05,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+def sensitivity_specificity_units(s: Sums, q) -> jax.Array:
+    # Error rates, so only the denominators are smoothed (a smoothed numerator
+    # would penalise a perfect prediction); an empty denominator means no error.
+    negatives = s.count - s.sum_g
+    sensitivity_err = reduce.safe_div(s.sens_err, s.sum_g + q["s_den"])
+    specificity_err = reduce.safe_div(s.spec_err, negatives + q["s_den"])
+    return q["r"] * sensitivity_err + (1 - q["r"]) * specificity_err
+
+
+@register(kind="region")
+@takes_options()
+def sensitivity_specificity_loss(logits, labels, *, r=0.05,
+                                 options: RegionOptions) -> jax.Array:
     r"""Sensitivity-specificity loss: squared errors on positives and negatives.
 
     .. math::
@@ -820,16 +353,9 @@ def sensitivity_specificity_loss(
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       r: weight of the sensitivity term, in ``[0, 1]``.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar or ``(s_num, s_den)``; only ``s_den`` is used.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -851,30 +377,19 @@ def sensitivity_specificity_loss(
       lesion segmentation", MICCAI 2015.
     """
     checks.check_in_range("r", r, 0.0, 1.0)
-    return _region_loss(
-        logits, labels, features=("sens_err", "spec_err", "sum_g", "count"),
-        unit_loss=_sensitivity_specificity, hyper={"r": r}, activation=activation,
-        smooth=smooth, per_image=per_image, include_background=include_background,
-        classes=classes, class_weights=class_weights, ignore_index=ignore_index,
-        where=where, axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=("sens_err", "spec_err", "sum_g", "count"),
+                       unit_loss=sensitivity_specificity_units, hyper={"r": r})
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def log_cosh_dice_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+def log_cosh_dice_units(s: Sums, q) -> jax.Array:
+    x = 1 - dice_score(s, q)
+    return jnp.logaddexp(x, -x) - math.log(2.0)  # log(cosh(x)), without overflow
+
+
+@register(kind="region")
+@takes_options()
+def log_cosh_dice_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Log-cosh Dice loss: :math:`\log\cosh` of the Dice loss of each unit.
 
     .. math::
@@ -891,16 +406,9 @@ def log_cosh_dice_loss(
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or ``(s_num, s_den)``.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -918,30 +426,44 @@ def log_cosh_dice_loss(
     References:
       Jadon, "A survey of loss functions for semantic segmentation", CIBCB 2020.
     """
-    return _region_loss(
-        logits, labels, features=_TP, unit_loss=_log_cosh_dice, activation=activation,
-        smooth=smooth, per_image=per_image, include_background=include_background,
-        classes=classes, class_weights=class_weights, ignore_index=ignore_index,
-        where=where, axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=TP, unit_loss=log_cosh_dice_units)
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def generalized_dice_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    weight: str = "square",
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+_GDL_WEIGHTS = ("square", "simple", "uniform")
+
+
+def generalized_dice_weights(sum_g: jax.Array, keep: jax.Array, weight: str) -> jax.Array:
+    """``w_c = 1/(Σg_c)^2``, ``1/Σg_c`` or ``1`` over the kept classes, 0 elsewhere.
+
+    A kept class whose weight is infinite (absent from the unit) gets the largest
+    finite weight of the unit (MONAI's convention); if there is none, every
+    weight is 0.
+    """
+    if weight == "square":
+        raw = 1 / jnp.square(sum_g)
+    elif weight == "simple":
+        raw = 1 / sum_g
+    else:
+        raw = jnp.ones_like(sum_g)
+    finite = jnp.isfinite(raw) & keep
+    largest = jnp.max(jnp.where(finite, raw, 0), axis=-1, keepdims=True)
+    return jnp.where(keep, jnp.where(finite, raw, largest), 0)
+
+
+def generalized_dice_units(s: Sums, q, keep: jax.Array, *, weight: str) -> jax.Array:
+    """One loss per unit of classes, ``[B]`` or ``[]``."""
+    w = generalized_dice_weights(jax.lax.stop_gradient(s.sum_g), keep, weight)
+    if "class_weights" in q:
+        w = w * jnp.broadcast_to(q["class_weights"], w.shape)
+    score = ratio(2 * jnp.sum(w * s.tp, -1), jnp.sum(w * (2 * s.tp + s.fp + s.fn), -1), q)
+    return 1 - score
+
+
+@register(kind="region")
+@takes_options()
+def generalized_dice_loss(logits, labels, *, weight: str = "square",
+                          options: RegionOptions) -> jax.Array:
     r"""Generalized Dice loss (Sudre et al.): one Dice over all classes, reweighted.
 
     .. math::
@@ -954,7 +476,7 @@ def generalized_dice_loss(
     batch. The weights come from the target only (no gradient). A kept class
     absent from the unit (infinite weight) gets the largest finite weight of the
     unit (MONAI's convention); when no kept class has a finite weight, every
-    weight is 0 and the loss is :math:`1 - s_n/s_d` (API.md §9.4), 0 with equal
+    weight is 0 and the loss is :math:`1 - s_n/s_d` (see :doc:`/conventions`), 0 with equal
     smooths. ``include_background=False`` and ``classes="present"`` remove
     classes from the sums (weight 0); a unit with no kept class leaves the mean.
     ``class_weights`` multiply :math:`w_c`. Symbols as in :func:`dice_loss`.
@@ -963,17 +485,9 @@ def generalized_dice_loss(
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       weight: ``"square"`` (default), ``"simple"`` or ``"uniform"``.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or ``(s_num, s_den)``.
-      per_image: one loss per image instead of one for the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` factors of :math:`w_c`.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"`` (over images with a kept class), ``"sum"`` or
-        ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or for ``reduction="none"`` ``[B]`` (``per_image=True``) or
@@ -998,30 +512,36 @@ def generalized_dice_loss(
       Crum, Camara & Hill, "Generalized overlap measures", IEEE TMI 2006.
     """
     checks.check_choice("weight", weight, _GDL_WEIGHTS)
-    return _region_loss(
-        logits, labels, features=_TP, unit_loss=None, head=_generalized_dice_head,
-        options=(("weight", weight),), activation=activation, smooth=smooth,
-        per_image=per_image, include_background=include_background, classes=classes,
-        class_weights=class_weights, ignore_index=ignore_index, where=where,
-        axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=TP, pooled=True,
+                       unit_loss=lambda s, q, keep: generalized_dice_units(s, q, keep,
+                                                                           weight=weight))
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def jaccard_metric_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+def l1_intersection(s: Sums) -> jax.Array:
+    """Wang & Blaschko's ``I = (Σp + Σg − Σ|p − g|) / 2``.
+
+    For hard labels it equals ``Σpg``, which integer labels use directly (their
+    sums are ``tp, Σp, Σg``: one pass less, and the same gradient).
+    """
+    if "tp" in s:
+        return s.tp
+    return (s.sum_p + s.sum_g - s.l1) / 2
+
+
+def soft_label_sums(inp) -> tuple[str, ...]:
+    """``Σ|p − g|`` for dense (possibly soft) labels, ``tp`` for integer labels."""
+    return TP if inp.labels is not None else ("sum_p", "sum_g", "l1")
+
+
+def jaccard_metric_units(s: Sums, q) -> jax.Array:
+    intersection = l1_intersection(s)
+    return 1 - ratio(intersection, s.sum_p + s.sum_g - intersection, q)
+
+
+@register(kind="region")
+@takes_options()
+def jaccard_metric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Jaccard metric loss (Wang & Blaschko): soft Jaccard correct for soft labels.
 
     .. math::
@@ -1043,16 +563,9 @@ def jaccard_metric_loss(
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense (soft) ``[B, *spatial, C]``.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or ``(s_num, s_den)``.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -1076,31 +589,17 @@ def jaccard_metric_loss(
       Wang, Ning & Blaschko, "Jaccard metric losses: Optimizing the Jaccard index
       with soft labels", NeurIPS 2023.
     """
-    return _region_loss(
-        logits, labels, features=("sum_p", "sum_g", "l1"), int_label_features=_TP,
-        unit_loss=_jaccard_metric,
-        activation=activation, smooth=smooth, per_image=per_image,
-        include_background=include_background, classes=classes,
-        class_weights=class_weights, ignore_index=ignore_index, where=where,
-        axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=soft_label_sums(inp), unit_loss=jaccard_metric_units)
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="region")
-def dice_semimetric_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    activation: str | None = "softmax",
-    smooth: chex.Numeric | tuple[chex.Numeric, chex.Numeric] = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
+def dice_semimetric_units(s: Sums, q) -> jax.Array:
+    return 1 - ratio(2 * l1_intersection(s), s.sum_p + s.sum_g, q)
+
+
+@register(kind="region")
+@takes_options()
+def dice_semimetric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Dice semimetric loss (Wang & Blaschko): soft Dice correct for soft labels.
 
     .. math::
@@ -1122,16 +621,9 @@ def dice_semimetric_loss(
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense (soft) ``[B, *spatial, C]``.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
-      smooth: scalar added to numerator and denominator, or ``(s_num, s_den)``.
-      per_image: units are (image, class) instead of class over the batch.
-      include_background: ``False`` drops class 0 (when ``C > 1``).
-      classes: ``"all"`` or ``"present"``.
-      class_weights: optional ``[C]`` weights of the class mean.
-      ignore_index: integer label value treated as ``where=False``.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      axis_name: mapped axis for global statistics (see :func:`dice_loss`).
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name, reduction: the keywords every region loss
+        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -1154,10 +646,5 @@ def dice_semimetric_loss(
       Wang, Popordanoska, Bertels, Lemmens & Blaschko, "Dice semimetric losses:
       Optimizing the Dice score with soft labels", MICCAI 2023.
     """
-    return _region_loss(
-        logits, labels, features=("sum_p", "sum_g", "l1"), int_label_features=_TP,
-        unit_loss=_dice_semimetric,
-        activation=activation, smooth=smooth, per_image=per_image,
-        include_background=include_background, classes=classes,
-        class_weights=class_weights, ignore_index=ignore_index, where=where,
-        axis_name=axis_name, reduction=reduction)
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=soft_label_sums(inp), unit_loss=dice_semimetric_units)

@@ -1,0 +1,356 @@
+r"""The region-loss engine: unit sums -> per-unit loss -> class selection and reduction.
+
+Every region loss is a function of a few sums per *unit* (image ``b`` and class
+``c`` with ``per_image=True``, class ``c`` over the batch otherwise), each sum
+taken over the valid pixels of the unit:
+
+.. math::
+
+   S_k = \sum_{i \in V} f_k(p_i, g_i),
+   \qquad f_k \in \{\, p g,\ p,\ g,\ p^2,\ g^2,\ |p - g|,\ (g - p)^2 g,\ \dots \}
+
+with :math:`p` the probabilities and :math:`g` the dense target (the table
+:data:`TERMS`). A loss module supplies the names of the sums it needs and its
+per-unit formula :math:`L(S)`; :func:`region_loss` does the rest.
+
+Gradient. By the chain rule, at pixel :math:`i` of unit :math:`u`
+
+.. math::
+
+   \frac{\partial L}{\partial p_i} = \sum_k \frac{\partial L}{\partial S_{k,u}}\,
+   \frac{\partial f_k}{\partial p}(p_i, g_i),
+
+a per-unit scalar times a per-pixel elementwise term. So every region loss
+shares one ``jax.custom_vjp``: the forward pass takes the probabilities already
+computed by :class:`~segloss_jax._src.inputs.Inputs` (no second activation),
+forms the sums (``psum``-ed over ``axis_name`` when ``per_image=False``) and
+:math:`L`, and saves the probabilities and the sums. The backward pass gets
+:math:`\partial L / \partial S` by autodiff of the tiny function :math:`L(S)`
+(``[B, C]``-sized), then does one fused elementwise pass over the pixels: the
+line above, the mask, and the activation's Jacobian (softmax:
+:math:`dx = p \odot (dp - \sum_c p_c\, dp_c)`; sigmoid: :math:`dx = p(1 - p)\, dp`).
+Plain autodiff of the same formulas keeps one residual per intermediate array
+and runs several reductions backwards (``benchmarks/bench_region.py``).
+
+Conventions (documented on the conventions page): a score
+:math:`(n + s_n)/(d + s_d)` whose denominator is 0 even after smoothing is 1,
+with zero gradient, never NaN; labels, ``where`` and the validity mask receive
+no gradient, and excluded pixels get exactly zero gradient.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from segloss_jax._src import checks, inputs, reduce, stats
+
+Params = dict[str, jax.Array]
+
+
+class RegionOptions(NamedTuple):
+    """The keywords every region loss takes (see the conventions page)."""
+
+    activation: str | None = "softmax"
+    smooth: Any = 1e-5  # a scalar, or a pair (s_num, s_den)
+    per_image: bool = False
+    include_background: bool = True
+    classes: str = "all"
+    class_weights: chex.Array | None = None
+    ignore_index: int | None = None
+    where: chex.Array | None = None
+    axis_name: Hashable | None = None
+    reduction: str = "mean"
+
+    def prepare(self, logits: chex.Array, labels: chex.Array,
+                allowed_activations=checks.ACTIVATIONS) -> inputs.Inputs:
+        """Checks these options and the arrays; returns the prepared inputs."""
+        inp = inputs.prepare(logits, labels, activation=self.activation, where=self.where,
+                             ignore_index=self.ignore_index,
+                             allowed_activations=allowed_activations)
+        checks.check_choice("reduction", self.reduction, checks.REDUCTIONS)
+        checks.check_choice("classes", self.classes, checks.CLASS_MODES)
+        checks.check_class_weights(self.class_weights, inp.num_classes)
+        checks.check_bool("per_image", self.per_image)
+        checks.check_bool("include_background", self.include_background)
+        smooth_pair(self.smooth)
+        return inp
+
+
+_ANNOTATIONS = {
+    "activation": "str | None", "smooth": "float | tuple[float, float]", "per_image": "bool",
+    "include_background": "bool", "classes": "str", "class_weights": "ArrayLike | None",
+    "ignore_index": "int | None", "where": "ArrayLike | None", "axis_name": "Hashable | None",
+    "reduction": "str",
+}
+
+
+def takes_options(options_type=RegionOptions, *, omit: tuple[str, ...] = (), **defaults):
+    """Decorator: the loss gets the keywords of ``options_type`` in its signature.
+
+    The decorated function is written ``fn(logits, labels, *, <own keywords>,
+    options)``; callers pass the shared keywords by name (``per_image=True``) and
+    the function receives them as one record. ``defaults`` override the
+    record's defaults for this loss; ``omit`` drops keywords it does not take.
+    ``inspect.signature`` (and so the docs, IDEs and :func:`segloss_jax.combine`)
+    sees every keyword.
+    """
+    names = [n for n in options_type._fields if n not in omit]
+    base = options_type(**defaults)
+
+    def decorator(fn: Callable) -> Callable:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "options"]
+        shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY,
+                                    default=getattr(base, n), annotation=_ANNOTATIONS[n])
+                  for n in names]
+        accepted = {p.name for p in own[2:]} | set(names)
+
+        @functools.wraps(fn)
+        def wrapper(logits, labels, **kwargs):
+            unknown = sorted(set(kwargs) - accepted)
+            if unknown:
+                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument "
+                                f"{unknown[0]!r}; it accepts {', '.join(sorted(accepted))}.")
+            option_values = {n: kwargs.pop(n) for n in names if n in kwargs}
+            return fn(logits, labels, **kwargs, options=base._replace(**option_values))
+
+        wrapper.__signature__ = inspect.Signature(own + shared)
+        return wrapper
+
+    return decorator
+
+
+def smooth_pair(smooth) -> tuple[Any, Any]:
+    """``smooth`` as ``(s_num, s_den)``: a scalar is used for both."""
+    if isinstance(smooth, (tuple, list)) or np.ndim(smooth) == 1:
+        if len(smooth) != 2:
+            raise ValueError("`smooth` must be a non-negative scalar or a pair (s_num, s_den), "
+                             f"got {smooth!r}.")
+        s_num, s_den = smooth[0], smooth[1]
+    elif np.ndim(smooth) == 0:
+        s_num = s_den = smooth
+    else:
+        raise ValueError("`smooth` must be a non-negative scalar or a pair (s_num, s_den), "
+                         f"got an array of shape {np.shape(smooth)}.")
+    checks.check_nonnegative("smooth", s_num)
+    checks.check_nonnegative("smooth", s_den)
+    return s_num, s_den
+
+
+# --------------------------------------------------------------------------------------
+# Per-pixel terms f_k(p, g) whose valid-pixel sums the losses are built from.
+# --------------------------------------------------------------------------------------
+
+
+@jax.custom_jvp
+def abs_diff(p: jax.Array, g: jax.Array) -> jax.Array:
+    """``|p - g|``, with slope ``1 - 2g`` at ``p == g``.
+
+    ``1 - 2g`` lies in ``[-1, 1]`` (a subgradient of ``|.|`` at 0) and is the slope
+    of ``p(1 - g) + (1 - p)g`` for hard ``g``, so the soft-label-correct losses
+    equal the plain ones in gradient too when the labels are hard, also at
+    saturated probabilities.
+    """
+    return jnp.abs(p - g)
+
+
+@abs_diff.defjvp
+def _abs_diff_jvp(primals, tangents):
+    (p, g), (dp, dg) = primals, tangents
+    slope = jnp.where(p == g, 1 - 2 * g, jnp.sign(p - g))
+    return jnp.abs(p - g), slope * (dp - dg)
+
+
+TERMS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "tp": lambda p, g: p * g,
+    "sum_p": lambda p, g: p,
+    "sum_g": lambda p, g: g,
+    "sum_p2": lambda p, g: p * p,
+    "sum_g2": lambda p, g: g * g,
+    "l1": abs_diff,
+    "sens_err": lambda p, g: jnp.square(g - p) * g,
+    "spec_err": lambda p, g: jnp.square(g - p) * (1 - g),
+    # Valid pixels per unit: the same for every class, so one channel.
+    "count": lambda p, g: jnp.ones_like(p[..., :1]),
+}
+# Terms that do not depend on p: no gradient flows through them.
+_TARGET_ONLY = frozenset({"sum_g", "sum_g2", "count"})
+
+
+class Sums:
+    """The unit sums by name (``s.tp``, ``s.sum_g``, ...), with ``fp`` and ``fn``.
+
+    ``fp = Σp − tp`` and ``fn = Σg − tp`` are exact for soft labels too.
+    """
+
+    def __init__(self, sums: dict[str, jax.Array]):
+        self._sums = sums
+
+    def __getattr__(self, name: str) -> jax.Array:
+        try:
+            return self._sums[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._sums
+
+    @property
+    def fp(self) -> jax.Array:
+        return self.sum_p - self.tp
+
+    @property
+    def fn(self) -> jax.Array:
+        return self.sum_g - self.tp
+
+
+def ratio(num: jax.Array, den: jax.Array, q: Params) -> jax.Array:
+    """The smoothed score ``(num + s_num) / (den + s_den)``; 1 with zero gradient where
+    the smoothed denominator is 0 (never NaN)."""
+    return reduce.safe_div(num + q["s_num"], den + q["s_den"], fallback=1.0)
+
+
+# --------------------------------------------------------------------------------------
+# The shared custom_vjp.
+# --------------------------------------------------------------------------------------
+
+
+def _expand_units(unit_value: jax.Array, ndim: int, per_image: bool) -> jax.Array:
+    """``[B, C]`` or ``[C]`` -> broadcastable against ``[B, *spatial, C]``."""
+    lead = unit_value.shape[:1] if per_image else ()
+    n_ones = ndim - 1 - len(lead)
+    return unit_value.reshape(lead + (1,) * n_ones + unit_value.shape[-1:])
+
+
+def _activation_vjp(p: jax.Array, dp: jax.Array, activation: str | None) -> jax.Array:
+    """``dL/dlogits`` from ``dL/dp`` through the activation's Jacobian."""
+    if activation == "softmax":
+        return p * (dp - inputs.class_sum(p * dp))
+    if activation == "sigmoid":
+        return p * (1 - p) * dp
+    return dp
+
+
+def _target(labels: jax.Array, num_classes: int, dtype) -> jax.Array:
+    """Dense target from integer labels (one-hot by comparison, fused) or dense labels."""
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        return inputs.one_hot_target(labels, num_classes, dtype)
+    return labels
+
+
+def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
+              axis_name: Hashable | None, activation: str | None) -> Callable:
+    """``op(x, probs, labels, valid, params) -> head(sums, params)`` with the fused backward.
+
+    ``probs`` is the activation of ``x`` computed by the caller: the op reads it
+    and returns no cotangent for it, giving the whole gradient to ``x`` instead.
+    """
+
+    def forward(probs, labels, valid, params):
+        target = _target(labels, probs.shape[-1], probs.dtype)
+        values = [TERMS[name](probs, target) for name in terms]
+        sums = stats.unit_sums(*values, valid=valid, per_image=per_image, axis_name=axis_name)
+        sums = dict(zip(terms, sums, strict=True))
+        return head(sums, params), sums
+
+    @jax.custom_vjp
+    def op(x, probs, labels, valid, params):
+        return forward(probs, labels, valid, params)[0]
+
+    def op_fwd(x, probs, labels, valid, params):
+        loss, sums = forward(probs, labels, valid, params)
+        return loss, (probs, labels, valid, sums, params)
+
+    def op_bwd(residuals, cotangent):
+        probs, labels, valid, sums, params = residuals
+        # dL/dS: autodiff of the small per-unit function. With axis_name and
+        # per_image=False the sums are global, so this is the gradient of the
+        # global loss; each device then applies it to its own pixels.
+        _, head_vjp = jax.vjp(head, sums, params)
+        d_sums, d_params = head_vjp(cotangent)
+        target = _target(labels, probs.shape[-1], probs.dtype)
+
+        # Σ_k dL/dS_k · ∂f_k/∂p per pixel, as the gradient of Σ_pixels Σ_k dL/dS_k · f_k:
+        # elementwise, so XLA fuses it with the lines below into one pass.
+        def weighted_terms(p):
+            return sum(jnp.sum(_expand_units(d_sums[name], p.ndim, per_image)
+                               * TERMS[name](p, target))
+                       for name in terms if name not in _TARGET_ONLY)
+
+        d_probs = jax.grad(weighted_terms)(probs)
+        # Excluded pixels get exactly zero: d_probs is finite there (finite inputs),
+        # and the activation Jacobians are products with it. A 0/1 factor, not a
+        # select: XLA:CPU vectorises it (a select on a bool mask broadcast over the
+        # class axis cost more than the rest of the backward pass).
+        d_probs = d_probs * valid.astype(d_probs.dtype)[..., None]
+        # probs has the dtype of x (the compute dtype), and so has this cotangent.
+        d_x = _activation_vjp(probs, d_probs, activation)
+        return d_x, None, None, None, d_params
+
+    op.defvjp(op_fwd, op_bwd)
+    return op
+
+
+def region_loss(
+    inp: inputs.Inputs,
+    options: RegionOptions,
+    *,
+    sums: tuple[str, ...],
+    unit_loss: Callable[[Sums, Params], jax.Array],
+    hyper: dict[str, Any] | None = None,
+    pooled: bool = False,
+) -> jax.Array:
+    """``reduce(unit_loss(S))`` for prepared inputs, with the fused backward.
+
+    Args:
+      inp: the prepared inputs (:meth:`RegionOptions.prepare`).
+      options: the shared keywords.
+      sums: names in :data:`TERMS` that ``unit_loss`` reads.
+      unit_loss: ``unit_loss(s, q) -> [B, C] or [C]``, the loss of every unit,
+        from the sums ``s`` (:class:`Sums`) and the parameters ``q`` (``s_num``,
+        ``s_den`` and ``hyper``, as arrays: hyperparameters may be traced).
+        With ``pooled=True`` it is ``unit_loss(s, q, keep) -> [B] or []``, one loss
+        per unit of classes, given the kept classes ``keep``.
+      hyper: the loss's hyperparameters, e.g. ``{"alpha": 0.3}``.
+      pooled: see ``unit_loss``.
+
+    Returns:
+      The reduced loss (see the conventions page): a scalar, or every unit for
+      ``reduction="none"`` (0 for dropped units).
+    """
+    dtype = inp.dtype
+    s_num, s_den = smooth_pair(options.smooth)
+    params = {name: jnp.asarray(value, dtype) for name, value in (hyper or {}).items()}
+    params["s_num"], params["s_den"] = jnp.asarray(s_num, dtype), jnp.asarray(s_den, dtype)
+    if options.class_weights is not None:
+        params["class_weights"] = inputs.class_vector(options.class_weights, inp.num_classes,
+                                                      "class_weights", dtype)
+    terms = tuple(dict.fromkeys(sums + ("sum_g",)))  # sum_g decides which classes count
+
+    def head(raw_sums, q):
+        s = Sums(raw_sums)
+        keep = reduce.kept_units(s.sum_g, include_background=options.include_background,
+                                 classes=options.classes)
+        if not pooled:
+            return reduce.reduce_units(unit_loss(s, q), keep, reduction=options.reduction,
+                                       class_weights=q.get("class_weights"),
+                                       axis_name=options.axis_name)
+        loss = unit_loss(s, q, keep)[..., None]
+        # A unit with no kept class leaves the mean.
+        unit_kept = jnp.any(keep, axis=-1, keepdims=True)
+        out = reduce.reduce_units(loss, unit_kept, reduction=options.reduction,
+                                  axis_name=options.axis_name)
+        return out[..., 0] if options.reduction == "none" else out
+
+    op = _fused_op(terms, head, bool(options.per_image), options.axis_name, inp.activation)
+    # Integer labels travel as they are (the one-hot is formed inside the fused
+    # passes); dense labels as the prepared float target.
+    labels = inp.labels if inp.labels is not None else inp.target
+    return op(inp.x, inp.probs, labels, inp.valid, params)
