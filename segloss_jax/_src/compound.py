@@ -1,10 +1,10 @@
 r"""Compound losses: a region term plus a pixel-wise term, and :func:`combine`.
 
-Each compound calls the existing losses (:func:`~segloss_jax.dice_loss`,
-:func:`~segloss_jax.cross_entropy`, :func:`~segloss_jax.binary_cross_entropy`,
-:func:`~segloss_jax.balanced_cross_entropy`, :func:`~segloss_jax.focal_loss`)
-rather than re-implementing them, so it inherits their stability, masking and
-gradients. Keywords are routed as API.md §9.9 says: the shared ones
+Each compound prepares its inputs once and activates the logits once: the
+region term (the Dice engine) and the pixel-wise term (cross-entropy, focal or
+balanced cross-entropy) read the same probabilities and log-probabilities, so
+they inherit the stability, masking and gradients of the standalone losses.
+Keywords are routed as the conventions page says: the shared ones
 (``activation``, ``ignore_index``, ``where``, ``class_weights``) go to every
 term; the region ones (``smooth``, ``per_image``, ``include_background``,
 ``classes``, ``axis_name``, ``squared``) to the region term only. Every compound
@@ -21,59 +21,51 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
 
-from segloss_jax._src import checks, reduce, stats
-from segloss_jax._src.inputs import Inputs, compute_dtype, prepare
-from segloss_jax._src.pixelwise import (
-    balanced_cross_entropy,
-    binary_cross_entropy,
-    cross_entropy,
-    focal_loss,
-)
-from segloss_jax._src.region import dice_loss
+from segloss_jax._src import checks, reduce
+from segloss_jax._src.engine import RegionOptions, region_loss, takes_options
+from segloss_jax._src.inputs import Inputs
+from segloss_jax._src.pixelwise import balanced_ce, binary_ce, categorical_ce, focal_terms
+from segloss_jax._src.region import TP, dice_sums, dice_units
 from segloss_jax._src.registry import loss_info, register
 
-_ACTIVATIONS = ("softmax", "sigmoid", None)
-Smooth = chex.Numeric | tuple[chex.Numeric, chex.Numeric]
+# The compounds return a scalar: every term is reduced with "mean".
+compound_options = takes_options(omit=("reduction",))
 
 
-def _binary_term(activation: str | None, num_classes: int) -> bool:
+def _is_binary(inp: Inputs) -> bool:
     """Whether the pixel-wise term is the binary (per-channel) cross-entropy."""
-    return activation == "sigmoid" or (activation is None and num_classes == 1)
+    return inp.activation == "sigmoid" or (inp.activation is None and inp.num_classes == 1)
 
 
-def _cross_entropy(logits, labels, *, activation, reduction="mean", **shared) -> jax.Array:
-    """Categorical or binary cross-entropy, following the activation (module docstring)."""
-    if _binary_term(activation, logits.shape[-1]):
-        return binary_cross_entropy(logits, labels, activation=activation,
-                                    reduction=reduction, **shared)
-    return cross_entropy(logits, labels, activation=activation, reduction=reduction, **shared)
+def _dice_term(inp: Inputs, options: RegionOptions, squared: bool) -> jax.Array:
+    return region_loss(inp, options, sums=dice_sums(squared),
+                       unit_loss=lambda s, q: dice_units(s, q, squared=squared))
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
-def dice_ce_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    lambda_dice: chex.Numeric = 1.0,
-    lambda_ce: chex.Numeric = 1.0,
-    squared: bool = False,
-    activation: str | None = "softmax",
-    smooth: Smooth = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-) -> jax.Array:
+def _cross_entropy_term(inp: Inputs, class_weights) -> jax.Array:
+    """Per-element binary or per-pixel categorical cross-entropy, weighted by class."""
+    weights = inp.per_class(class_weights)
+    if _is_binary(inp):
+        return weights * binary_ce(inp)
+    return categorical_ce(inp, weights * inp.target,
+                          unit_mass=class_weights is None and inp.labels is not None)
+
+
+def _mean(loss: jax.Array, inp: Inputs) -> jax.Array:
+    return reduce.reduce_pixels(loss, inp.valid, "mean")
+
+
+@register(kind="compound")
+@compound_options
+def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: bool = False,
+                 options: RegionOptions) -> jax.Array:
     r"""Dice plus cross-entropy: the nnU-Net / MONAI default for segmentation.
 
     .. math::
@@ -94,16 +86,10 @@ def dice_ce_loss(
       lambda_dice: weight :math:`\lambda_{\mathrm{dice}} \ge 0` of the Dice term.
       lambda_ce: weight :math:`\lambda_{\mathrm{ce}} \ge 0` of the cross-entropy.
       squared: Dice with :math:`\sum p^2 + \sum g^2` in the denominator.
-      activation: ``"softmax"`` (categorical CE), ``"sigmoid"`` (binary CE per
-        channel) or ``None`` (probabilities).
-      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
-      per_image: Dice units per (image, class) (region term only).
-      include_background: ``False`` drops class 0 from the Dice mean only.
-      classes: ``"all"`` or ``"present"`` (region term only).
-      class_weights: optional ``[C]`` weights, used by both terms.
-      ignore_index: integer label value treated as ``where=False`` (both terms).
-      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
-      axis_name: mapped axis for global Dice statistics (region term only).
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
+        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
+        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
@@ -130,34 +116,16 @@ def dice_ce_loss(
     """
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
-    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
-    dice = dice_loss(logits, labels, squared=squared, activation=activation, smooth=smooth,
-                     per_image=per_image, include_background=include_background,
-                     classes=classes, axis_name=axis_name, **shared)
-    ce = _cross_entropy(logits, labels, activation=activation, **shared)
+    inp = options.prepare(logits, labels)
+    dice = _dice_term(inp, options, squared)
+    ce = _mean(_cross_entropy_term(inp, options.class_weights), inp)
     return lambda_dice * dice + lambda_ce * ce
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
-def dice_focal_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    lambda_dice: chex.Numeric = 1.0,
-    lambda_focal: chex.Numeric = 1.0,
-    gamma: chex.Numeric = 2.0,
-    alpha: chex.Numeric | chex.Array | None = None,
-    squared: bool = False,
-    activation: str | None = "softmax",
-    smooth: Smooth = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-) -> jax.Array:
+@register(kind="compound")
+@compound_options
+def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=2.0,
+                    alpha=None, squared: bool = False, options: RegionOptions) -> jax.Array:
     r"""Dice plus focal loss.
 
     .. math::
@@ -181,15 +149,10 @@ def dice_focal_loss(
       gamma: focusing parameter :math:`\gamma \ge 0` (focal term).
       alpha: focal class/positive weighting, as in :func:`~segloss_jax.focal_loss`.
       squared: Dice with :math:`\sum p^2 + \sum g^2` in the denominator.
-      activation: ``"softmax"``, ``"sigmoid"`` or ``None`` (both terms).
-      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
-      per_image: Dice units per (image, class) (region term only).
-      include_background: ``False`` drops class 0 from the Dice mean only.
-      classes: ``"all"`` or ``"present"`` (region term only).
-      class_weights: optional ``[C]`` weights, used by both terms.
-      ignore_index: integer label value treated as ``where=False`` (both terms).
-      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
-      axis_name: mapped axis for global Dice statistics (region term only).
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
+        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
+        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
@@ -215,32 +178,16 @@ def dice_focal_loss(
     """
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_focal", lambda_focal)
-    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
-    dice = dice_loss(logits, labels, squared=squared, activation=activation, smooth=smooth,
-                     per_image=per_image, include_background=include_background,
-                     classes=classes, axis_name=axis_name, **shared)
-    focal = focal_loss(logits, labels, gamma=gamma, alpha=alpha, activation=activation,
-                       **shared)
+    checks.check_nonnegative("gamma", gamma)
+    inp = options.prepare(logits, labels)
+    dice = _dice_term(inp, options, squared)
+    focal = _mean(focal_terms(inp, gamma, alpha, options.class_weights), inp)
     return lambda_dice * dice + lambda_focal * focal
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
-def combo_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    alpha: chex.Numeric = 0.5,
-    beta: chex.Numeric = 0.5,
-    activation: str | None = "softmax",
-    smooth: Smooth = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-) -> jax.Array:
+@register(kind="compound")
+@compound_options
+def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -> jax.Array:
     r"""Combo loss (Taghanaki et al.): a false-negative-weighted cross-entropy plus Dice.
 
     .. math::
@@ -274,15 +221,10 @@ def combo_loss(
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       alpha: :math:`\alpha \in [0, 1]`, the weight of the cross-entropy term.
       beta: :math:`\beta \in [0, 1]`, the weight of false negatives in it.
-      activation: ``"softmax"``, ``"sigmoid"`` or ``None`` (both terms).
-      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
-      per_image: Dice units per (image, class) (region term only).
-      include_background: ``False`` drops class 0 from the Dice mean only.
-      classes: ``"all"`` or ``"present"`` (region term only).
-      class_weights: optional ``[C]`` weights, used by both terms.
-      ignore_index: integer label value treated as ``where=False`` (both terms).
-      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
-      axis_name: mapped axis for global Dice statistics (region term only).
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
+        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
+        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
@@ -301,37 +243,21 @@ def combo_loss(
       2019 (arXiv:1805.02798).
     """
     checks.check_in_range("alpha", alpha, 0.0, 1.0)
-    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
-    dice = dice_loss(logits, labels, activation=activation, smooth=smooth,
-                     per_image=per_image, include_background=include_background,
-                     classes=classes, axis_name=axis_name, **shared)
-    if activation == "softmax":
-        logits = jnp.asarray(logits)
-        probs = Inputs(logits.astype(compute_dtype(logits.dtype)), None, None, None, 'softmax').probs
-        ce = balanced_cross_entropy(probs, labels, beta=beta, activation=None, **shared)
-    else:
-        ce = balanced_cross_entropy(logits, labels, beta=beta, activation=activation, **shared)
-    return alpha * ce + (1 - alpha) * dice
+    inp = options.prepare(logits, labels)
+    dice = _dice_term(inp, options, squared=False)
+    # The balanced cross-entropy is per channel; with softmax it reads the
+    # softmax probabilities (logs clamped, as for probability inputs).
+    pixel_inp = inp
+    if inp.activation == "softmax":
+        pixel_inp = Inputs(inp.probs, inp.target, inp.valid, inp.labels, activation=None)
+    ce = balanced_ce(pixel_inp, beta) * inp.per_class(options.class_weights)
+    return alpha * _mean(ce, inp) + (1 - alpha) * dice
 
 
-@register(activations=_ACTIVATIONS, dense_labels=True, kind="compound")
-def exp_log_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    w_dice: chex.Numeric = 0.8,
-    w_ce: chex.Numeric = 0.2,
-    gamma: chex.Numeric = 0.3,
-    activation: str | None = "softmax",
-    smooth: Smooth = 1e-5,
-    per_image: bool = False,
-    include_background: bool = True,
-    classes: str = "all",
-    class_weights: chex.Array | None = None,
-    ignore_index: int | None = None,
-    where: chex.Array | None = None,
-    axis_name: Hashable | None = None,
-) -> jax.Array:
+@register(kind="compound")
+@compound_options
+def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
+                 options: RegionOptions) -> jax.Array:
     r"""Exponential logarithmic loss (Wong et al.): powers of log-Dice and of cross-entropy.
 
     .. math::
@@ -353,7 +279,7 @@ def exp_log_loss(
     The paper weights only the cross term by :math:`w_l = ((\sum_k f_k)/f_l)^{0.5}`
     (:math:`f_k` the label frequencies): pass
     ``class_weights=sl.inverse_frequency_weights(labels, C, power=0.5)`` for
-    those weights up to a common factor; as every shared keyword (API.md §9.9)
+    those weights up to a common factor; as every shared keyword (the conventions page)
     they then weight the Dice mean too. The paper's Dice smoothing is
     :math:`\varepsilon = 1` (``smooth=1.0``).
 
@@ -366,15 +292,10 @@ def exp_log_loss(
       w_dice: weight of the Dice term, ``>= 0``.
       w_ce: weight of the cross term, ``>= 0``.
       gamma: exponent :math:`\gamma \ge 0` of both terms.
-      activation: ``"softmax"``, ``"sigmoid"`` or ``None`` (both terms).
-      smooth: Dice smoothing, a scalar or ``(s_num, s_den)`` (region term only).
-      per_image: Dice units per (image, class) (region term only).
-      include_background: ``False`` drops class 0 from the Dice mean only.
-      classes: ``"all"`` or ``"present"`` (region term only).
-      class_weights: optional ``[C]`` weights, used by both terms.
-      ignore_index: integer label value treated as ``where=False`` (both terms).
-      where: optional bool ``[B, *spatial]`` mask of pixels that count (both terms).
-      axis_name: mapped axis for global Dice statistics (region term only).
+      activation, smooth, per_image, include_background, classes, class_weights,
+        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
+        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
+        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
@@ -394,34 +315,19 @@ def exp_log_loss(
     checks.check_nonnegative("w_dice", w_dice)
     checks.check_nonnegative("w_ce", w_ce)
     checks.check_nonnegative("gamma", gamma)
-    checks.check_choice("classes", classes, checks.CLASS_MODES)
-    shared = dict(class_weights=class_weights, ignore_index=ignore_index, where=where)
-    # -ln Dice per unit (0 for dropped units), then the power, then the region
-    # reduction of API.md §3 over the same kept units as dice_loss.
-    log_dice = dice_loss(logits, labels, log=True, activation=activation, smooth=smooth,
-                         per_image=per_image, include_background=include_background,
-                         classes=classes, axis_name=axis_name, reduction="none", **shared)
-    prep = prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index, allowed_activations=_ACTIVATIONS)
-    (sum_g,) = stats.unit_sums(prep.target, valid=prep.valid, per_image=per_image,
-                               axis_name=axis_name)
-    keep = reduce.kept_units(sum_g, include_background=include_background, classes=classes)
-    dice_term = reduce.reduce_units(reduce.safe_pow(log_dice, gamma), keep, reduction="mean",
-                                    class_weights=class_weights, axis_name=axis_name)
-
-    dtype = prep.probs.dtype
-    weights = (jnp.ones((prep.num_classes,), dtype) if class_weights is None
-               else jnp.asarray(class_weights, dtype))
-    weights = weights.reshape((1,) * (prep.target.ndim - 1) + (-1,))  # explicit broadcast
-    ce = _cross_entropy(logits, labels, activation=activation, reduction="none",
-                        ignore_index=ignore_index, where=where)
-    if _binary_term(activation, prep.num_classes):
-        cross = weights * reduce.safe_pow(ce, gamma)  # per element
+    inp = options.prepare(logits, labels)
+    # (-ln Dice)^γ per unit, reduced over the kept units like dice_loss.
+    dice_term = region_loss(
+        inp, options, sums=TP, hyper={"gamma": gamma},
+        unit_loss=lambda s, q: reduce.safe_pow(dice_units(s, q, log=True), q["gamma"]))
+    # w_l (-ln p_l)^γ per pixel (binary: w_c per element).
+    weights = inp.per_class(options.class_weights)
+    if _is_binary(inp):
+        cross = weights * reduce.safe_pow(binary_ce(inp), gamma)
     else:
-        pixel_weight = jnp.sum(weights * prep.target, axis=-1)  # w_l for one-hot labels
-        cross = pixel_weight * reduce.safe_pow(ce, gamma)
-    ce_term = reduce.reduce_pixels(cross, prep.valid, "mean")
-    return w_dice * dice_term + w_ce * ce_term
+        ce = categorical_ce(inp, inp.target, unit_mass=inp.labels is not None)
+        cross = jnp.sum(weights * inp.target, axis=-1) * reduce.safe_pow(ce, gamma)
+    return w_dice * dice_term + w_ce * _mean(cross, inp)
 
 
 # --------------------------------------------------------------------------------------

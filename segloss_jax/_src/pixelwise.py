@@ -240,6 +240,14 @@ def balanced_cross_entropy(
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, allowed_activations=_BINARY)
     _check_reduction(reduction)
+    loss = balanced_ce(inp, beta)
+    if class_weights is not None:
+        loss = loss * inp.per_class(class_weights)
+    return reduce_pixels(loss, inp.valid, reduction)
+
+
+def balanced_ce(inp: Inputs, beta) -> jax.Array:
+    """Per-element ``-(β g log p + (1 - β)(1 - g) log(1 - p))``; ``β = None``: from the targets."""
     if beta is None:
         # 1 - (fraction of positives) per channel over the valid pixels; no gradient.
         valid = inp.valid[..., None]
@@ -251,10 +259,7 @@ def balanced_cross_entropy(
     else:
         checks.check_in_range("beta", beta, 0.0, 1.0)
     beta = inp.per_class(beta, "beta", scalar=True)
-    loss = binary_ce(inp, beta, 1 - beta)
-    if class_weights is not None:
-        loss = loss * inp.per_class(class_weights)
-    return reduce_pixels(loss, inp.valid, reduction)
+    return binary_ce(inp, beta, 1 - beta)
 
 
 @register(activations=("softmax", None))
