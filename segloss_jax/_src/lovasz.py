@@ -51,8 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from segloss_jax._src import checks
-from segloss_jax._src.inputs import compute_dtype, prepare
+from segloss_jax._src import checks, stats
+from segloss_jax._src.inputs import prepare
 from segloss_jax._src.reduce import kept_units, reduce_units
 from segloss_jax._src.registry import register
 
@@ -307,7 +307,7 @@ def lovasz_softmax_loss(
       ignore_index: integer label value treated as ``where=False``.
       axis_name: mapped axis (``shard_map``/``pmap``) over which the batch is split.
         With ``per_image=False`` every device gathers the unit's errors from all
-        devices (``all_gather``) and returns the loss of the concatenated batch, as
+        devices and returns the loss of the concatenated batch, as
         one device would; with ``per_image=True`` units stay local and the mean over
         images is taken across devices.
       reduction: ``"mean"``, ``"sum"`` (``Σ w_c L`` over kept units) or
@@ -344,17 +344,17 @@ def lovasz_softmax_loss(
       surrogate for the optimization of the intersection-over-union measure in
       neural networks", CVPR 2018.
     """
-    prep = prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index)
-    num_classes = prep.num_classes
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index)
     checks.check_choice("reduction", reduction, checks.REDUCTIONS)
     checks.check_choice("classes", classes, checks.CLASS_MODES)
-    checks.check_class_weights(class_weights, num_classes)
+    checks.check_class_weights(class_weights, inp.num_classes)
 
-    batch = prep.probs.shape[0]
-    probs = prep.probs.reshape(batch, -1, num_classes)
-    valid = prep.valid.reshape(batch, -1, 1)
-    positive = (prep.target > 0.5).reshape(probs.shape) & valid
+    batch, num_classes = inp.x.shape[0], inp.num_classes
+    probs = inp.probs.reshape(batch, -1, num_classes)
+    valid = inp.valid.reshape(batch, -1, 1)
+    foreground = inp.target > 0.5
+    positive = foreground.reshape(probs.shape) & valid
     # |g - p| for binary g; excluded pixels get error 0 and, through `where`, zero gradient.
     errors = jnp.where(valid, jnp.where(positive, 1 - probs, probs), 0)
 
@@ -364,16 +364,14 @@ def lovasz_softmax_loss(
     _check_unit_size(rows[0].shape[-1])
     loss = _lovasz_jaccard(*rows)
 
-    # Unit statistics in the input layout (no transposed copies).
-    axes = (1,) if per_image else (0, 1)
-    foreground = jnp.sum(positive, axis=axes, dtype=jnp.int32)  # [B, C] or [C]
-    valid_count = jnp.sum(valid, axis=axes, dtype=jnp.int32)
-    if axis_name is not None and not per_image:
-        foreground, valid_count = jax.lax.psum((foreground, valid_count), axis_name)
-    has_pixels = jnp.broadcast_to(valid_count > 0, foreground.shape)
-    keep = kept_units(foreground, include_background=include_background,
+    # Foreground and valid pixels per unit, from the statistics core (no gradient).
+    foreground_sum, valid_count = stats.unit_sums(
+        foreground.astype(inp.dtype), jnp.ones_like(inp.x[..., :1]), valid=inp.valid,
+        per_image=per_image, axis_name=axis_name)
+    has_pixels = jnp.broadcast_to(valid_count > 0, foreground_sum.shape)
+    keep = kept_units(foreground_sum, include_background=include_background,
                       classes=classes) & has_pixels
-    return reduce_units(loss.reshape(foreground.shape), keep, reduction=reduction,
+    return reduce_units(loss.reshape(foreground_sum.shape), keep, reduction=reduction,
                         class_weights=class_weights,
                         axis_name=axis_name if per_image else None)
 
@@ -442,7 +440,7 @@ def lovasz_hinge_loss(
       ignore_index: integer label value treated as ``where=False``.
       axis_name: mapped axis (``shard_map``/``pmap``) over which the batch is split.
         With ``per_image=False`` every device gathers the unit's errors from all
-        devices (``all_gather``) and returns the loss of the concatenated batch, as
+        devices and returns the loss of the concatenated batch, as
         one device would; with ``per_image=True`` units stay local and the mean over
         images is taken across devices.
       reduction: ``"mean"`` over the units with a valid pixel (0 if none),
@@ -477,20 +475,20 @@ def lovasz_hinge_loss(
       neural networks", CVPR 2018.
     """
     logits, labels = _binary_inputs(logits, labels)
-    prep = prepare(logits, labels, activation=None, where=where, ignore_index=ignore_index,
-                   allowed_activations=(None,))
+    inp = prepare(logits, labels, activation=None, where=where, ignore_index=ignore_index,
+                  allowed_activations=(None,))
     checks.check_choice("reduction", reduction, checks.REDUCTIONS)
-    if prep.num_classes != 1:
+    if inp.num_classes != 1:
         raise ValueError(
             f"`lovasz_hinge_loss` is binary: `logits` must have shape [B, *spatial, 1] or "
             f"[B, *spatial], got {np.shape(logits)}; use `lovasz_softmax_loss` for several "
             "classes."
         )
 
-    batch = prep.valid.shape[0]
-    x = jnp.asarray(logits).astype(compute_dtype(logits.dtype)).reshape(batch, -1)
-    valid = prep.valid.reshape(batch, -1)
-    positive = (prep.target > 0.5).reshape(batch, -1) & valid
+    batch = inp.valid.shape[0]
+    x = inp.x.reshape(batch, -1)
+    valid = inp.valid.reshape(batch, -1)
+    positive = (inp.target > 0.5).reshape(batch, -1) & valid
     errors = jax.nn.relu(1 - x * jnp.where(positive, 1, -1).astype(x.dtype))
     errors = jnp.where(valid, errors, 0)
 
