@@ -51,8 +51,8 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "at
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
 
-# API stubs are written by api_groups.write_api (so that names not exported yet are
-# skipped instead of warned about); autosummary only draws the tables.
+# API stubs are written by api_groups.write_api, one per public name; autosummary only
+# draws the tables.
 autosummary_generate = False
 autodoc_default_options = {"members": False}
 autodoc_typehints = "signature"
@@ -93,20 +93,22 @@ html_theme_options = {
 html_static_path: list[str] = []
 html_last_updated_fmt = None
 
-# Names the API grouping plans but the package does not export yet: references to
-# them render as plain text instead of failing the build (see _planned_reference).
-PLANNED = api_groups.write_api(DOCS, segloss_jax)
+# The API pages list exactly the public names (segloss_jax.__all__); a grouped name
+# that is not exported is an error, not a silently missing entry.
+_not_exported = api_groups.write_api(DOCS, segloss_jax)
+if _not_exported:
+    raise RuntimeError(f"docs/api_groups.py lists names that segloss_jax does not export: "
+                       f"{_not_exported}")
 api_groups.write_registry_table(DOCS, segloss_jax)
 fragments.write_all(DOCS, ROOT)
 
 
 def _resolve_reference(app, env, node, contnode):
-    """Private paths of public names point at the public page; planned names are text.
+    """Private paths of public names point at the public page.
 
     Docstrings may write ``:func:`~segloss_jax._src.distance.distance_transform_edt```;
-    the API documents it as ``segloss_jax.distance_transform_edt``. A page may mention
-    a function of a family still being written; it links once the name is exported.
-    Any other unresolved reference still fails the build.
+    the API documents it as ``segloss_jax.distance_transform_edt``. Any other
+    unresolved reference still fails the build.
     """
     if node.get("refdomain") != "py":
         return None
@@ -115,8 +117,6 @@ def _resolve_reference(app, env, node, contnode):
         domain = env.get_domain("py")
         return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
                                    f"segloss_jax.{name}", node, contnode)
-    if name in PLANNED:
-        return contnode
     return None
 
 

@@ -9,11 +9,16 @@ signature has them.
 from __future__ import annotations
 
 import inspect
+import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
+from jax._src import core as jax_core
+from jax._src.interpreters import partial_eval as pe
 from jax.experimental import checkify
 
 import segloss_jax as sl
@@ -76,13 +81,17 @@ def _assert_finite(*arrays):
         assert np.all(np.isfinite(np.asarray(a, np.float64))), a
 
 
-@pytest.mark.parametrize("name,act", CASES)
-def test_jit_equals_eager(name, act):
-    logits, labels = _inputs(act)
-    eager = _call(name, act, logits, labels)
-    jitted = jax.jit(lambda l, y: _call(name, act, l, y))(logits, labels)
-    assert eager.shape == () and jitted.shape == ()
-    np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
+class JitEqualsEager(chex.TestCase):
+    """The same call with and without ``jit`` (chex variants) gives the same scalar."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.named_parameters(*[(c.id, *c.values) for c in CASES])
+    def test_value(self, name, act):
+        logits, labels = _inputs(act)
+        expected = _call(name, act, logits, labels)
+        value = self.variant(lambda l, y: _call(name, act, l, y))(logits, labels)
+        assert value.shape == () and expected.shape == ()
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,act", CASES)
@@ -280,3 +289,93 @@ def test_out_of_range_labels_reported_under_checkify(name, act):
         err.throw()
     err, _ = checked(logits, labels)
     err.throw()  # in-range labels pass
+
+
+# ------------------------------------------------------------------ inputs as users write them
+
+
+def _weight_forms(c):
+    """Per-class weights written five ways; all mean ``[1, 2, 3][:c]``."""
+    ints = [1, 2, 3][:c]
+    return {"list": ints, "tuple": tuple(float(w) for w in ints),
+            "numpy_int": np.asarray(ints, np.int64), "numpy_float": np.asarray(ints, np.float32),
+            "jax": jnp.asarray(ints, jnp.float32)}
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "class_weights" in _params(c.values[0])])
+def test_class_weights_as_written(name, act):
+    logits, labels = _inputs(act)
+    forms = _weight_forms(_num_classes(act))
+    values = {k: _call(name, act, logits, labels, class_weights=w) for k, w in forms.items()}
+    for form, value in values.items():
+        np.testing.assert_allclose(value, values["jax"], rtol=1e-6, err_msg=form)
+    jitted = jax.jit(lambda l, y: _call(name, act, l, y, class_weights=forms["list"]))
+    np.testing.assert_allclose(jitted(logits, labels), values["jax"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,act", [c for c in CASES if "where" in _params(c.values[0])])
+def test_where_as_written(name, act):
+    logits, labels = _inputs(act)
+    keep = ~_excluded()
+    expected = _call(name, act, logits, labels, where=keep)
+    for form in (keep.astype(jnp.int32), np.asarray(keep, np.uint8), np.asarray(keep) * 7):
+        np.testing.assert_allclose(_call(name, act, logits, labels, where=form), expected,
+                                   rtol=1e-6, atol=1e-7)
+    with pytest.raises(TypeError, match=r"weight map is not a mask.*where=mask > 0\.5"):
+        _call(name, act, logits, labels, where=keep.astype(jnp.float32))
+
+
+# ------------------------------------------------------------------------ one activation pass
+
+
+def _activation_elements(jaxpr) -> int:
+    """Elements produced by ``exp``/``logistic`` equations, sub-jaxprs included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("exp", "exp2", "logistic"):
+            total += sum(math.prod(v.aval.shape) for v in eqn.outvars)
+        for sub in jax_core.jaxprs_in_params(eqn.params):
+            total += _activation_elements(sub)
+    return total
+
+
+def forward_activation_elements(fn, *args) -> int:
+    """Activation elements in the dead-code-free forward graph of ``fn(*args)``."""
+    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
+    jaxpr, _ = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))
+    return _activation_elements(jaxpr)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+@pytest.mark.parametrize("dense", [False, True])
+def test_one_activation_pass(name, act, dense):
+    logits, labels = _inputs(act)
+    if dense:
+        labels = jax.nn.one_hot(labels, max(_num_classes(act), 2))[..., -_num_classes(act):]
+    elements = forward_activation_elements(lambda l: _call(name, act, l, labels), logits)
+    assert elements <= logits.size, (name, act, elements, logits.size)
+    if act is not None and name != "lovasz_hinge":  # the hinge has no activation
+        assert elements > 0  # the count sees the activation
+
+
+# -------------------------------------------------------------------------------- second order
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_hessian_vector_products(name, act):
+    """Forward-over-reverse HVPs and ``jax.hessian`` work (losses with a custom VJP reject
+    plain ``jax.jvp``; the backward pass they define is itself differentiable)."""
+    with jax.enable_x64(True):
+        logits, labels = _inputs(act, batch=1, spatial=(3, 4), dtype=jnp.float64)
+
+        def grad_fn(x):
+            return jax.grad(lambda z: _call(name, act, z, labels))(x)
+
+        v = jnp.asarray(np.random.default_rng(5).normal(size=logits.shape))
+        _, hvp = jax.jvp(grad_fn, (logits,), (v,))
+        eps = 1e-6  # central differences of the gradient along v
+        fd = (grad_fn(logits + eps * v) - grad_fn(logits - eps * v)) / (2 * eps)
+        np.testing.assert_allclose(hvp, fd, rtol=1e-4, atol=1e-6)
+        hessian = jax.hessian(lambda z: _call(name, act, z, labels))(logits)
+        assert hessian.shape == logits.shape * 2
+        np.testing.assert_allclose(jnp.tensordot(hessian, v, v.ndim), hvp, rtol=1e-6, atol=1e-9)

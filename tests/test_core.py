@@ -6,9 +6,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.test_util import check_grads
 import pytest
 from jax.sharding import Mesh, PartitionSpec
+from jax.test_util import check_grads
 
 import segloss_jax as sl
 from segloss_jax._src import checks, inputs, reduce, stats

@@ -80,16 +80,18 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: boo
     Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term; the
     cross-entropy needs none.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
+    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
+    others to the region term.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       lambda_dice: weight :math:`\lambda_{\mathrm{dice}} \ge 0` of the Dice term.
       lambda_ce: weight :math:`\lambda_{\mathrm{ce}} \ge 0` of the cross-entropy.
       squared: Dice with :math:`\sum p^2 + \sum g^2` in the denominator.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
-        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
-        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
@@ -141,6 +143,12 @@ def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=
 
     Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
+    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
+    others to the region term.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
@@ -149,10 +157,6 @@ def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=
       gamma: focusing parameter :math:`\gamma \ge 0` (focal term).
       alpha: focal class/positive weighting, as in :func:`~segloss_jax.focal_loss`.
       squared: Dice with :math:`\sum p^2 + \sum g^2` in the denominator.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
-        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
-        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
@@ -216,15 +220,17 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
 
     Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
+    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
+    others to the region term.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       alpha: :math:`\alpha \in [0, 1]`, the weight of the cross-entropy term.
       beta: :math:`\beta \in [0, 1]`, the weight of false negatives in it.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
-        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
-        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
@@ -286,16 +292,18 @@ def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
     Empty masks: as :func:`~segloss_jax.dice_loss`; the log is clamped, so a zero
     Dice gives a large finite loss.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
+    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
+    others to the region term.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       w_dice: weight of the Dice term, ``>= 0``.
       w_ce: weight of the cross term, ``>= 0``.
       gamma: exponent :math:`\gamma \ge 0` of both terms.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name: the region keywords (:doc:`/conventions`);
-        ``activation``, ``class_weights``, ``ignore_index`` and ``where`` apply to
-        both terms, the others to the region term (see the module docstring).
 
     Returns:
       A float32 scalar (float64 for float64 inputs).

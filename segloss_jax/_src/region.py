@@ -17,8 +17,6 @@ page.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
@@ -78,15 +76,16 @@ def dice_loss(logits, labels, *, squared: bool = False, log: bool = False,
     The gradient is a ``jax.custom_vjp`` shared by all region losses: one fused
     elementwise pass over the pixels (see the module docstring).
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` class indices (``C == 1``: 0/1 foreground)
         or dense ``[B, *spatial, C]`` targets in ``[0, 1]``; no gradient.
       squared: square :math:`p` and :math:`g` in the denominator.
       log: return :math:`-\log(\text{score})`.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or for ``reduction="none"`` the loss of every unit, ``[B, C]``
@@ -157,13 +156,14 @@ def jaccard_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     activation's Jacobian. It equals autodiff of the formula (tested to 1e-6 in
     float64) at a fraction of the time and memory (``benchmarks/bench_region.py``).
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets;
         no gradient.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -214,14 +214,15 @@ def tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, options: RegionOptions)
     conventions as in :func:`dice_loss`; :math:`fp = \sum p(1-g)` and
     :math:`fn = \sum (1-p)g` are exact for soft targets too.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       alpha: non-negative weight of false positives.
       beta: non-negative weight of false negatives.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -281,15 +282,16 @@ def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=0.75,
     gradient there is 0 (finite also for :math:`\gamma < 1`). Symbols and
     conventions as in :func:`tversky_loss` and :func:`dice_loss`.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       alpha: non-negative weight of false positives.
       beta: non-negative weight of false negatives.
       gamma: non-negative exponent.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -349,13 +351,14 @@ def sensitivity_specificity_loss(logits, labels, *, r=0.05,
     negative, pixel and ``s_d = 0``) is 0. Sums run over the valid pixels of a
     unit, as in :func:`dice_loss`; the loss is 0 exactly when :math:`p = g`.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       r: weight of the sensitivity term, in ``[0, 1]``.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -383,8 +386,8 @@ def sensitivity_specificity_loss(logits, labels, *, r=0.05,
 
 
 def log_cosh_dice_units(s: Sums, q) -> jax.Array:
-    x = 1 - dice_score(s, q)
-    return jnp.logaddexp(x, -x) - math.log(2.0)  # log(cosh(x)), without overflow
+    # The Dice loss lies in [0, 1] (a little beyond with unequal smooths): cosh cannot overflow.
+    return jnp.log(jnp.cosh(1 - dice_score(s, q)))
 
 
 @register(kind="region")
@@ -400,15 +403,16 @@ def log_cosh_dice_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     (:math:`\le \log\cosh 1 \approx 0.434`) version of the Dice loss. Applied per
     unit, then reduced; Jadon applies it to the already averaged Dice loss,
     which is the same for a single unit (e.g. ``C == 1`` with
-    ``per_image=False``). Computed as :math:`\mathrm{logaddexp}(x, -x) - \log 2`.
+    ``per_image=False``).
     Symbols, units and empty-mask conventions as in :func:`dice_loss`.
+
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -481,13 +485,14 @@ def generalized_dice_loss(logits, labels, *, weight: str = "square",
     classes from the sums (weight 0); a unit with no kept class leaves the mean.
     ``class_weights`` multiply :math:`w_c`. Symbols as in :func:`dice_loss`.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       weight: ``"square"`` (default), ``"simple"`` or ``"uniform"``.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or for ``reduction="none"`` ``[B]`` (``per_image=True``) or
@@ -560,12 +565,13 @@ def jaccard_metric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     :math:`\partial |p - g| / \partial p` at :math:`p = g` is taken as
     :math:`1 - 2g`.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense (soft) ``[B, *spatial, C]``.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
@@ -618,12 +624,13 @@ def dice_semimetric_loss(logits, labels, *, options: RegionOptions) -> jax.Array
     :math:`\partial |p - g| / \partial p` at :math:`p = g` is taken as
     :math:`1 - 2g`.
 
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense (soft) ``[B, *spatial, C]``.
-      activation, smooth, per_image, include_background, classes, class_weights,
-        ignore_index, where, axis_name, reduction: the keywords every region loss
-        takes, as :doc:`/conventions` describes.
 
     Returns:
       A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
