@@ -1,6 +1,8 @@
 """The API reference grouping: every public name of ``segloss_jax`` in exactly one family.
 
-This mapping is the single source of the API pages. ``conf.py`` turns it into
+The families come from ``segloss_jax/_src/families.py``, the package's one
+table of families (it also orders ``__all__`` and gives registered losses
+their kind); this mapping is the single source of the API pages. ``conf.py`` turns it into
 ``_generated/fragments/api.md`` (included by ``api/index.md``) and one stub page
 per name under ``api/_autosummary/``; ``tests/test_docs.py`` fails when a name of
 ``segloss_jax.__all__`` is in no group or in two, or when a group names something
@@ -13,9 +15,19 @@ This module needs neither Sphinx nor JAX: the test imports it by path.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 import pathlib
 from collections.abc import Iterable
+
+
+def _load_families():
+    """``segloss_jax/_src/families.py``, loaded by path (it imports nothing of the package)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "segloss_jax" / "_src" / "families.py"
+    spec = importlib.util.spec_from_file_location("segloss_families", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,91 +39,11 @@ class Group:
     names: tuple[str, ...]
 
 
-GROUPS: tuple[Group, ...] = (
-    Group(
-        "pixelwise",
-        "Pixel-wise losses",
-        "families/pixelwise",
-        "Cross-entropy and its weighted, balanced and focal forms: a sum of per-pixel terms.",
-        (
-            "cross_entropy",
-            "binary_cross_entropy",
-            "weighted_cross_entropy",
-            "balanced_cross_entropy",
-            "focal_loss",
-            "distance_weighted_cross_entropy",
-        ),
-    ),
-    Group(
-        "region",
-        "Region losses",
-        "families/region",
-        "Scores of soft confusion statistics (tp, fp, fn) per class or per (image, class).",
-        (
-            "dice_loss",
-            "jaccard_loss",
-            "tversky_loss",
-            "focal_tversky_loss",
-            "log_cosh_dice_loss",
-            "sensitivity_specificity_loss",
-            "generalized_dice_loss",
-            "dice_semimetric_loss",
-            "jaccard_metric_loss",
-        ),
-    ),
-    Group(
-        "lovasz",
-        "Lovász losses",
-        "families/lovasz",
-        "Convex surrogates of the Jaccard index (Berman et al.).",
-        ("lovasz_hinge_loss", "lovasz_softmax_loss"),
-    ),
-    Group(
-        "distance",
-        "Distance transforms",
-        "families/distance",
-        "Exact Euclidean distance transforms, jit-able, no host callback.",
-        ("distance_transform_edt", "signed_distance"),
-    ),
-    Group(
-        "boundary",
-        "Boundary losses",
-        "families/boundary",
-        "Losses weighted by distances to the target or predicted boundary.",
-        ("boundary_loss", "hausdorff_dt_loss", "shape_aware_loss"),
-    ),
-    Group(
-        "compound",
-        "Compound losses",
-        "families/compound",
-        "Fixed combinations of a region term and a pixel-wise term.",
-        ("dice_ce_loss", "dice_focal_loss", "combo_loss", "exp_log_loss"),
-    ),
-    Group(
-        "metrics",
-        "Metrics",
-        "families/metrics",
-        "Evaluation from hard predictions; no gradients.",
-        (
-            "confusion_matrix",
-            "iou_score",
-            "dice_score",
-            "iou_from_confusion",
-            "dice_from_confusion",
-            "mean_score",
-            "ConfusionMatrixMetric",
-            "hausdorff_distance",
-            "average_surface_distance",
-        ),
-    ),
-    Group(
-        "helpers",
-        "Registry and helpers",
-        "families/helpers",
-        "Look losses up by name, combine them, derive class weights.",
-        ("get_loss", "list_losses", "combine", "inverse_frequency_weights"),
-    ),
-)
+# One group per family of the package's table, which also orders ``__all__`` and
+# gives each registered loss its kind.
+GROUPS: tuple[Group, ...] = tuple(
+    Group(f.key, f.title, f"families/{f.key}", f.blurb, f.names)
+    for f in _load_families().FAMILIES)
 
 
 def group_of(name: str) -> Group | None:
@@ -192,8 +124,8 @@ def write_registry_table(docs: pathlib.Path, module) -> None:
     """The table of registered losses shown on the helpers page, read from the registry."""
     from segloss_jax._src.registry import loss_info
 
-    rows = ["| registry name | function | family | activations (default first) | dense labels |",
-            "|---|---|---|---|---|"]
+    rows = ["| registry name | function | family | activations (default first) |",
+            "|---|---|---|---|"]
     for name in module.list_losses():
         info = loss_info(name)
         fname = info.fn.__name__
@@ -201,7 +133,6 @@ def write_registry_table(docs: pathlib.Path, module) -> None:
         family = f"{{doc}}`{group.title} </{group.page}>`" if group else info.kind
         ref = (f"{{func}}`~segloss_jax.{fname}`" if fname in module.__all__ else f"`{fname}`")
         acts = ", ".join(f"`{a!r}`" for a in info.activations)
-        rows.append(f"| `\"{name}\"` | {ref} | {family} | {acts} | "
-                    f"{'yes' if info.dense_labels else 'no'} |")
+        rows.append(f"| `\"{name}\"` | {ref} | {family} | {acts} |")
     write_if_changed(docs / "_generated" / "fragments" / "registry.md", "\n".join(rows) + "\n")
 

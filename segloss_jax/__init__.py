@@ -2,10 +2,13 @@
 
 Every loss takes ``logits`` (``[B, *spatial, C]``, channels last) first and
 ``labels`` (integer ``[B, *spatial]`` or dense ``[B, *spatial, C]``) second, with
-every other argument keyword-only. See the API contract in the documentation.
+every other argument keyword-only. The documentation's conventions page
+describes the keywords the losses share.
 """
 
-# Boundary losses (and the distance-weighted cross-entropy, which needs distance maps).
+# Boundary losses (and the distance-weighted cross-entropy, a pixel-wise loss on distance maps).
+# Registry and helpers.
+from segloss_jax._src import families as _families
 from segloss_jax._src.boundary import (
     boundary_loss,
     distance_weighted_cross_entropy,
@@ -62,59 +65,10 @@ from segloss_jax._src.region import (
     sensitivity_specificity_loss,
     tversky_loss,
 )
-
-# Registry and helpers.
 from segloss_jax._src.registry import get_loss, list_losses
 from segloss_jax._src.weights import inverse_frequency_weights
 
 __version__ = "0.1.0"
 
-__all__ = (
-    # Pixel-wise losses.
-    "balanced_cross_entropy",
-    "binary_cross_entropy",
-    "cross_entropy",
-    "focal_loss",
-    "weighted_cross_entropy",
-    # Region losses.
-    "dice_loss",
-    "dice_semimetric_loss",
-    "focal_tversky_loss",
-    "generalized_dice_loss",
-    "jaccard_loss",
-    "jaccard_metric_loss",
-    "log_cosh_dice_loss",
-    "sensitivity_specificity_loss",
-    "tversky_loss",
-    # Lovász losses.
-    "lovasz_hinge_loss",
-    "lovasz_softmax_loss",
-    # Distance transforms.
-    "distance_transform_edt",
-    "signed_distance",
-    # Boundary losses.
-    "boundary_loss",
-    "distance_weighted_cross_entropy",
-    "hausdorff_dt_loss",
-    "shape_aware_loss",
-    # Compound losses.
-    "combo_loss",
-    "dice_ce_loss",
-    "dice_focal_loss",
-    "exp_log_loss",
-    # Metrics.
-    "ConfusionMatrixMetric",
-    "average_surface_distance",
-    "confusion_matrix",
-    "dice_from_confusion",
-    "dice_score",
-    "hausdorff_distance",
-    "iou_from_confusion",
-    "iou_score",
-    "mean_score",
-    # Registry and helpers.
-    "combine",
-    "get_loss",
-    "inverse_frequency_weights",
-    "list_losses",
-)
+# Family by family, as segloss_jax/_src/families.py orders them (the docs follow it too).
+__all__ = _families.public_names()

@@ -62,7 +62,7 @@ def _mean(loss: jax.Array, inp: Inputs) -> jax.Array:
     return reduce.reduce_pixels(loss, inp.valid, "mean")
 
 
-@register(kind="compound")
+@register()
 @compound_options
 def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: bool = False,
                  options: RegionOptions) -> jax.Array:
@@ -124,7 +124,7 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: boo
     return lambda_dice * dice + lambda_ce * ce
 
 
-@register(kind="compound")
+@register()
 @compound_options
 def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=2.0,
                     alpha=None, squared: bool = False, options: RegionOptions) -> jax.Array:
@@ -189,7 +189,7 @@ def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=
     return lambda_dice * dice + lambda_focal * focal
 
 
-@register(kind="compound")
+@register()
 @compound_options
 def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -> jax.Array:
     r"""Combo loss (Taghanaki et al.): a false-negative-weighted cross-entropy plus Dice.
@@ -260,7 +260,7 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
     return alpha * _mean(ce, inp) + (1 - alpha) * dice
 
 
-@register(kind="compound")
+@register()
 @compound_options
 def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
                  options: RegionOptions) -> jax.Array:

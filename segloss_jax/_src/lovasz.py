@@ -251,7 +251,7 @@ def _gather_units(rows: list[jax.Array], per_image: bool, axis_name: str | None)
 # ----------------------------------------------------------------------------- public losses
 
 
-@register(activations=("softmax", "sigmoid", None), kind="lovasz")
+@register(activations=("softmax", "sigmoid", None))
 def lovasz_softmax_loss(
     logits: chex.Array,
     labels: chex.Array,
@@ -400,7 +400,7 @@ def _binary_inputs(logits: chex.Array, labels: chex.Array):
     return logits, labels
 
 
-@register(activations=("sigmoid",), kind="lovasz")
+@register(activations=("sigmoid",))
 def lovasz_hinge_loss(
     logits: chex.Array,
     labels: chex.Array,

@@ -45,7 +45,7 @@ def dice_sums(squared: bool) -> tuple[str, ...]:
     return ("tp", "sum_g", "sum_p2", "sum_g2") if squared else TP
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def dice_loss(logits, labels, *, squared: bool = False, log: bool = False,
               options: RegionOptions) -> jax.Array:
@@ -132,7 +132,7 @@ def jaccard_units(s: Sums, q) -> jax.Array:
     return 1 - ratio(s.tp, s.tp + s.fp + s.fn, q)
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def jaccard_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Soft Jaccard (IoU) loss, with a one-pass custom backward.
@@ -198,7 +198,7 @@ def tversky_index(s: Sums, q) -> jax.Array:
     return ratio(s.tp, s.tp + q["alpha"] * s.fp + q["beta"] * s.fn, q)
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, options: RegionOptions) -> jax.Array:
     r"""Tversky loss: Dice with separate weights on false positives and negatives.
@@ -263,7 +263,7 @@ def focal_tversky_units(s: Sums, q) -> jax.Array:
     return reduce.safe_pow(base, q["gamma"])  # finite gradient at base == 0
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=0.75,
                        options: RegionOptions) -> jax.Array:
@@ -331,7 +331,7 @@ def sensitivity_specificity_units(s: Sums, q) -> jax.Array:
     return q["r"] * sensitivity_err + (1 - q["r"]) * specificity_err
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def sensitivity_specificity_loss(logits, labels, *, r=0.05,
                                  options: RegionOptions) -> jax.Array:
@@ -390,7 +390,7 @@ def log_cosh_dice_units(s: Sums, q) -> jax.Array:
     return jnp.log(jnp.cosh(1 - dice_score(s, q)))
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def log_cosh_dice_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Log-cosh Dice loss: :math:`\log\cosh` of the Dice loss of each unit.
@@ -464,7 +464,7 @@ def generalized_dice_units(s: Sums, q, keep: jax.Array, *, weight: str) -> jax.A
     return 1 - score
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def generalized_dice_loss(logits, labels, *, weight: str = "square",
                           options: RegionOptions) -> jax.Array:
@@ -544,7 +544,7 @@ def jaccard_metric_units(s: Sums, q) -> jax.Array:
     return 1 - ratio(intersection, s.sum_p + s.sum_g - intersection, q)
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def jaccard_metric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Jaccard metric loss (Wang & Blaschko): soft Jaccard correct for soft labels.
@@ -603,7 +603,7 @@ def dice_semimetric_units(s: Sums, q) -> jax.Array:
     return 1 - ratio(2 * l1_intersection(s), s.sum_p + s.sum_g, q)
 
 
-@register(kind="region")
+@register()
 @takes_options()
 def dice_semimetric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     r"""Dice semimetric loss (Wang & Blaschko): soft Dice correct for soft labels.

@@ -12,6 +12,8 @@ import dataclasses
 import difflib
 from collections.abc import Callable
 
+from segloss_jax._src.families import family_of
+
 _REGISTRY: dict[str, LossInfo] = {}
 
 
@@ -23,15 +25,13 @@ class LossInfo:
       name: registry name.
       fn: the loss function ``fn(logits, labels, **kwargs)``.
       activations: the ``activation`` values the loss accepts, default first.
-      dense_labels: whether floating ``[B, *spatial, C]`` labels are accepted.
-      kind: family (``"pixelwise"``, ``"region"``, ``"lovasz"``, ``"boundary"``,
-        ``"compound"``).
+      kind: its family's key in :mod:`segloss_jax._src.families` (``"pixelwise"``,
+        ``"region"``, ``"lovasz"``, ``"boundary"``, ``"compound"``).
     """
 
     name: str
     fn: Callable
     activations: tuple[str | None, ...] = ("softmax", "sigmoid", None)
-    dense_labels: bool = True
     kind: str = "pixelwise"
 
 
@@ -41,12 +41,10 @@ def loss_name(fn: Callable) -> str:
 
 
 def register(
-    *,
-    activations: tuple[str | None, ...] = ("softmax", "sigmoid", None),
-    dense_labels: bool = True,
-    kind: str = "pixelwise",
+    *, activations: tuple[str | None, ...] = ("softmax", "sigmoid", None)
 ) -> Callable[[Callable], Callable]:
-    """Decorator adding a loss to the registry under :func:`loss_name`."""
+    """Decorator adding a loss to the registry under :func:`loss_name`, with the kind of
+    its family (:mod:`segloss_jax._src.families`)."""
 
     def decorator(fn: Callable) -> Callable:
         name = loss_name(fn)
@@ -54,7 +52,7 @@ def register(
         # Re-importing the defining module (e.g. doctest collection) re-registers.
         if old is not None and old.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"A loss named {name!r} is already registered.")
-        _REGISTRY[name] = LossInfo(name, fn, tuple(activations), dense_labels, kind)
+        _REGISTRY[name] = LossInfo(name, fn, tuple(activations), family_of(fn.__name__).key)
         return fn
 
     return decorator
