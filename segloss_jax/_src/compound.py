@@ -118,7 +118,7 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: boo
     """
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, fused=True)
     dice = _dice_term(inp, options, squared)
     ce = _mean(_cross_entropy_term(inp, options.class_weights), inp)
     return lambda_dice * dice + lambda_ce * ce
@@ -183,7 +183,7 @@ def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_focal", lambda_focal)
     checks.check_nonnegative("gamma", gamma)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, fused=True)
     dice = _dice_term(inp, options, squared)
     focal = _mean(focal_terms(inp, gamma, alpha, options.class_weights), inp)
     return lambda_dice * dice + lambda_focal * focal
@@ -249,13 +249,13 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
       2019 (arXiv:1805.02798).
     """
     checks.check_in_range("alpha", alpha, 0.0, 1.0)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, fused=True)
     dice = _dice_term(inp, options, squared=False)
     # The balanced cross-entropy is per channel; with softmax it reads the
     # softmax probabilities (logs clamped, as for probability inputs).
     pixel_inp = inp
     if inp.activation == "softmax":
-        pixel_inp = Inputs(inp.probs, inp.target, inp.valid, inp.labels, activation=None)
+        pixel_inp = Inputs(inp.probs, inp.target, inp.valid, inp.labels, None)
     ce = balanced_ce(pixel_inp, beta) * inp.per_class(options.class_weights)
     return alpha * _mean(ce, inp) + (1 - alpha) * dice
 
@@ -323,7 +323,7 @@ def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
     checks.check_nonnegative("w_dice", w_dice)
     checks.check_nonnegative("w_ce", w_ce)
     checks.check_nonnegative("gamma", gamma)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, fused=True)
     # (-ln Dice)^γ per unit, reduced over the kept units like dice_loss.
     dice_term = region_loss(
         inp, options, sums=TP, hyper={"gamma": gamma},

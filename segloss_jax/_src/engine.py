@@ -69,12 +69,13 @@ class RegionOptions(NamedTuple):
     axis_name: Hashable | None = None
     reduction: str = "mean"
 
-    def prepare(self, logits: chex.Array, labels: chex.Array,
-                allowed_activations=checks.ACTIVATIONS) -> inputs.Inputs:
-        """Checks these options and the arrays; returns the prepared inputs."""
+    def prepare(self, logits: chex.Array, labels: chex.Array, *,
+                allowed_activations=checks.ACTIVATIONS, fused: bool = False) -> inputs.Inputs:
+        """Checks these options and the arrays; returns the prepared inputs
+        (``fused``: for a loss that reads several activation fields)."""
         inp = inputs.prepare(logits, labels, activation=self.activation, where=self.where,
                              ignore_index=self.ignore_index,
-                             allowed_activations=allowed_activations)
+                             allowed_activations=allowed_activations, fused=fused)
         checks.check_choice("reduction", self.reduction, checks.REDUCTIONS)
         checks.check_choice("classes", self.classes, checks.CLASS_MODES)
         checks.check_class_weights(self.class_weights, inp.num_classes)

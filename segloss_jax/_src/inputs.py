@@ -10,9 +10,11 @@ ignore_index, activation)`` and returns one :class:`Inputs` record:
   label equals ``ignore_index``;
 * the activation, computed on first use and shared by every term that reads
   it: ``probs``, ``log_probs``, ``log_1m_probs`` (``log(1 - p)``), ``lse``
-  (softmax log-partition) and ``softplus`` (sigmoid). Softmax takes one
-  ``exp`` of the logits and sigmoid one ``exp(-|x|)``, whichever fields are
-  read: a compound loss activates once.
+  (softmax log-partition) and ``softplus`` (sigmoid). A loss that reads one
+  of them gets it from the fastest standalone form (``jax.nn.logsumexp``,
+  ``jax.nn.softplus``, ``jax.nn.sigmoid``); a loss that reads several (a
+  compound, the sigmoid focal loss) asks for ``fused=True`` and gets them all
+  from one ``exp``. Either way the logits are exponentiated once per call.
 
 Per-class options (``class_weights``, softmax ``alpha``, ``pos_weight``) may be
 lists, tuples, NumPy or JAX arrays: :meth:`Inputs.per_class` checks and shapes
@@ -152,9 +154,9 @@ class Inputs:
       activation: ``"softmax"``, ``"sigmoid"`` or ``None``.
     """
 
-    def __init__(self, x, target, valid, labels, activation):
+    def __init__(self, x, target, valid, labels, activation, fused: bool = False):
         self.x, self.target, self.valid, self.labels = x, target, valid, labels
-        self.activation = activation
+        self.activation, self.fused = activation, fused
 
     @property
     def num_classes(self) -> int:
@@ -181,24 +183,31 @@ class Inputs:
             _, e, total = self._softmax
             return e / total
         if self.activation == "sigmoid":
-            return self._sigmoid[0]
+            return self._sigmoid[0] if self.fused else jax.nn.sigmoid(self.x)
         return self.x
 
     @functools.cached_property
     def one_minus_probs(self) -> jax.Array:
-        """``1 − p`` per element (sigmoid: without cancellation)."""
+        """``1 − p`` per element (sigmoid: without cancellation, from the fused parts)."""
         return self._sigmoid[1] if self.activation == "sigmoid" else 1 - self.probs
 
     @functools.cached_property
     def lse(self) -> jax.Array:
-        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial, 1]``."""
-        m, _, total = self._softmax
-        return m + jnp.log(total)
+        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial, 1]``.
+
+        Fused, from the ``exp`` the probabilities use; alone, as
+        ``jax.nn.logsumexp``, whose class-axis reduction fuses better into a
+        cross-entropy (see benchmarks/RESULTS.md).
+        """
+        if self.fused:
+            m, _, total = self._softmax
+            return m + jnp.log(total)
+        return jax.nn.logsumexp(self.x, axis=-1, keepdims=True)
 
     @functools.cached_property
     def softplus(self) -> jax.Array:
         """Sigmoid: ``softplus(x) = −log(1 − σ(x))``."""
-        return self._sigmoid[2]
+        return self._sigmoid[2] if self.fused else jax.nn.softplus(self.x)
 
     @functools.cached_property
     def log_probs(self) -> jax.Array:
@@ -246,9 +255,11 @@ def prepare(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     allowed_activations: tuple[str | None, ...] = checks.ACTIVATIONS,
+    fused: bool = False,
 ) -> Inputs:
     """Checks the inputs (statically, and label values under ``checkify``) and
-    returns the :class:`Inputs` record every loss computes from."""
+    returns the :class:`Inputs` record every loss computes from; ``fused``: the
+    loss reads several activation fields (see the module docstring)."""
     checks.check_logits(logits)
     shape = tuple(logits.shape)
     num_classes = shape[-1]
@@ -267,4 +278,4 @@ def prepare(
         target = labels.astype(x.dtype)
     valid = validity_mask(shape[:-1], labels=int_labels, where=where, ignore_index=ignore_index)
     check_label_values(int_labels if form == "int" else target, num_classes, valid, form)
-    return Inputs(x, target, valid, int_labels, activation)
+    return Inputs(x, target, valid, int_labels, activation, fused)

@@ -402,7 +402,9 @@ def focal_loss(
       Lin, Goyal, Girshick, He & Dollár, "Focal loss for dense object detection",
       ICCV 2017.
     """
-    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
+    # Sigmoid focal reads p, 1 - p and softplus(x): all from one exp.
+    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
+                  fused=activation == "sigmoid")
     _check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
     return reduce_pixels(focal_terms(inp, gamma, alpha, class_weights), inp.valid, reduction)
