@@ -61,15 +61,9 @@ def _check_reduction(reduction: str) -> None:
 
 @register(activations=_BINARY)
 def binary_cross_entropy(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    pos_weight: chex.Numeric | None = None,
-    activation: str | None = "sigmoid",
-    class_weights: chex.Array | None = None,
-    where: chex.Array | None = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
+    logits: chex.Array, labels: chex.Array, *, pos_weight: chex.Numeric | None = None,
+    activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
+    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Binary (sigmoid) cross-entropy from logits, per element.
 
@@ -128,15 +122,9 @@ def binary_cross_entropy(
 
 @register(activations=_BINARY)
 def weighted_cross_entropy(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    beta: chex.Numeric,
-    activation: str | None = "sigmoid",
-    class_weights: chex.Array | None = None,
-    where: chex.Array | None = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
+    logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric,
+    activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
+    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Weighted cross-entropy: binary cross-entropy with positives weighted by ``beta``.
 
@@ -190,15 +178,9 @@ def weighted_cross_entropy(
 
 @register(activations=_BINARY)
 def balanced_cross_entropy(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    beta: chex.Numeric | None = None,
-    activation: str | None = "sigmoid",
-    class_weights: chex.Array | None = None,
-    where: chex.Array | None = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
+    logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric | None = None,
+    activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
+    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Balanced cross-entropy: positives weighted by ``beta``, negatives by ``1 - beta``.
 
@@ -264,15 +246,9 @@ def balanced_ce(inp: Inputs, beta) -> jax.Array:
 
 @register(activations=("softmax", None))
 def cross_entropy(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    label_smoothing: float = 0.0,
-    activation: str | None = "softmax",
-    class_weights: chex.Array | None = None,
-    where: chex.Array | None = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
+    logits: chex.Array, labels: chex.Array, *, label_smoothing: float = 0.0,
+    activation: str | None = "softmax", class_weights: chex.Array | None = None,
+    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Softmax cross-entropy with integer or dense (soft) labels.
 
@@ -334,16 +310,10 @@ def cross_entropy(
 
 @register(activations=("softmax", "sigmoid", None))
 def focal_loss(
-    logits: chex.Array,
-    labels: chex.Array,
-    *,
-    gamma: chex.Numeric = 2.0,
-    alpha: chex.Numeric | chex.Array | None = None,
-    activation: str | None = "softmax",
-    class_weights: chex.Array | None = None,
-    where: chex.Array | None = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
+    logits: chex.Array, labels: chex.Array, *, gamma: chex.Numeric = 2.0,
+    alpha: chex.Numeric | chex.Array | None = None, activation: str | None = "softmax",
+    class_weights: chex.Array | None = None, where: chex.Array | None = None,
+    ignore_index: int | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Focal loss: cross-entropy down-weighting well-classified pixels.
 

@@ -620,9 +620,8 @@ def dice_semimetric_loss(logits, labels, *, options: RegionOptions) -> jax.Array
     (with equal smooths) is 0 exactly when :math:`p = g`, for any
     :math:`g \in [0, 1]`, and for hard labels equals :func:`dice_loss`, values
     and gradients (integer labels, always hard, use :math:`\sum pg` directly).
-    Symbols, units and conventions as in :func:`dice_loss`;
-    :math:`\partial |p - g| / \partial p` at :math:`p = g` is taken as
-    :math:`1 - 2g`.
+    Symbols, conventions and the slope of :math:`|p - g|` at :math:`p = g` as in
+    :func:`jaccard_metric_loss`.
 
     Shared keywords: ``activation``, ``smooth``, ``per_image``,
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
