@@ -23,8 +23,8 @@ How it is computed. Everything costs one sort per unit: the errors, the
 foreground bit and the pixel position are packed into one ``uint64`` key
 ``[error bits (32) | position (31) | foreground (1)]`` (non-negative float32
 errors order like their bit patterns) and sorted with a single-operand sort,
-which XLA:CPU runs several times faster than a float, ``argsort`` or key-value
-sort, and a ``uint64`` sort only ~5% slower than a ``uint32`` one. A 32-bit key
+which XLA:CPU runs faster than a float, ``argsort`` or key-value sort, and a
+``uint64`` sort about as fast as a ``uint32`` one (benchmarks/RESULTS.md). A 32-bit key
 would have to quantise the errors, and an order that is wrong within a
 quantisation step gives a smaller value than the Lovász extension (any other
 order gives a vertex of the base polytope, not the maximising one), so the
@@ -112,8 +112,9 @@ def _cumsum(x: jax.Array, block: int = 128) -> jax.Array:
     """Inclusive cumulative sum of an integer ``[U, n]`` array along its last axis.
 
     Blocked: sums within blocks of ``block`` entries, then a short cumulative sum of
-    the block totals. On XLA:CPU this is ~1.6x faster than one long ``cumsum``
-    and compiles in a fraction of the time of ``lax.associative_scan``.
+    the block totals. On XLA:CPU this is faster than one long ``cumsum`` and
+    compiles in a fraction of the time of ``lax.associative_scan``
+    (benchmarks/RESULTS.md).
     """
     rows, n = x.shape
     padded = -(-n // block) * block
@@ -129,8 +130,8 @@ def _count_prefix(bits: jax.Array) -> jax.Array:
 
     The bits are packed 32 to a ``uint32`` word; the count at bit ``j`` of a word is the
     running count of the words before it plus ``popcount(word & (2^(j+1) - 1))``. Only
-    the word counts (1/32 of the entries) need a cumulative sum: ~3x faster on XLA:CPU
-    than a blocked cumulative sum of the bits themselves.
+    the word counts (1/32 of the entries) need a cumulative sum: faster on XLA:CPU
+    than a blocked cumulative sum of the bits themselves (benchmarks/RESULTS.md).
     """
     rows, n = bits.shape
     padded = -(-n // 32) * 32
@@ -190,7 +191,7 @@ def _lovasz_jaccard_bwd(residuals, cotangent):
     steps = gradient * cotangent[:, None]
     # The sort is a permutation: scatter each step back to the pixel it came from. Every
     # entry is written, so the (dead) residual serves as the operand: no zero fill. A flat
-    # scatter runs ~2x faster on XLA:CPU than a two-index one; int32 bounds its size.
+    # scatter runs faster on XLA:CPU than a two-index one; int32 bounds its size.
     if rows * n < 2**31:
         flat = (position + lax.broadcasted_iota(jnp.int32, (rows, 1), 0) * n).reshape(-1)
         d_errors = gradient.reshape(-1).at[flat].set(
