@@ -7,14 +7,15 @@ they inherit the stability, masking and gradients of the standalone losses.
 Keywords are routed as the conventions page says: the shared ones
 (``activation``, ``ignore_index``, ``where``, ``class_weights``) go to every
 term; the region ones (``smooth``, ``per_image``, ``include_background``,
-``classes``, ``axis_name``, ``squared``) to the region term only. Every compound
+``classes``, ``squared``) to the region term only; ``axis_name`` to both. Every compound
 returns a scalar (each term reduced with ``"mean"``).
 
 The pixel-wise term follows the activation: ``"softmax"`` uses the categorical
 cross-entropy, ``"sigmoid"`` the binary one per channel; with ``None``
 (probabilities) ``C > 1`` is taken as exclusive classes and ``C == 1`` as binary.
-With ``axis_name`` only the region statistics are global: the pixel-wise term
-is the mean over the local pixels, as when the losses are called separately.
+With ``axis_name`` both terms are global: the region sums and the pixel-wise
+mean are taken over the concatenated batch of every device, so the value is the
+same on every device and equals the single-device value.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def _cross_entropy_term(inp: Inputs, class_weights) -> jax.Array:
                           unit_mass=class_weights is None and inp.labels is not None)
 
 
-def _mean(loss: jax.Array, inp: Inputs) -> jax.Array:
-    return reduce.reduce_pixels(loss, inp.valid, "mean")
+def _mean(loss: jax.Array, inp: Inputs, options: RegionOptions) -> jax.Array:
+    """The mean over the valid pixels (elements) of the batch, global with ``axis_name``."""
+    return reduce.reduce_pixels(loss, inp.valid, "mean", options.axis_name)
 
 
 @register()
@@ -83,8 +85,8 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: boo
     Shared keywords: ``activation``, ``smooth``, ``per_image``,
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
-    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
-    others to the region term.
+    ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
+    both terms, the others to the region term.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -120,7 +122,7 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: boo
     checks.check_nonnegative("lambda_ce", lambda_ce)
     inp = options.prepare(logits, labels, fused=True)
     dice = _dice_term(inp, options, squared)
-    ce = _mean(_cross_entropy_term(inp, options.class_weights), inp)
+    ce = _mean(_cross_entropy_term(inp, options.class_weights), inp, options)
     return lambda_dice * dice + lambda_ce * ce
 
 
@@ -146,8 +148,8 @@ def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=
     Shared keywords: ``activation``, ``smooth``, ``per_image``,
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
-    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
-    others to the region term.
+    ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
+    both terms, the others to the region term.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -185,7 +187,7 @@ def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=
     checks.check_nonnegative("gamma", gamma)
     inp = options.prepare(logits, labels, fused=True)
     dice = _dice_term(inp, options, squared)
-    focal = _mean(focal_terms(inp, gamma, alpha, options.class_weights), inp)
+    focal = _mean(focal_terms(inp, gamma, alpha, options.class_weights), inp, options)
     return lambda_dice * dice + lambda_focal * focal
 
 
@@ -223,8 +225,8 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
     Shared keywords: ``activation``, ``smooth``, ``per_image``,
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
-    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
-    others to the region term.
+    ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
+    both terms, the others to the region term.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -256,8 +258,8 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
     pixel_inp = inp
     if inp.activation == "softmax":
         pixel_inp = Inputs(inp.probs, inp.target, inp.valid, inp.labels, None)
-    ce = balanced_ce(pixel_inp, beta) * inp.per_class(options.class_weights)
-    return alpha * _mean(ce, inp) + (1 - alpha) * dice
+    ce = balanced_ce(pixel_inp, beta, options.axis_name) * inp.per_class(options.class_weights)
+    return alpha * _mean(ce, inp, options) + (1 - alpha) * dice
 
 
 @register()
@@ -295,8 +297,8 @@ def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
     Shared keywords: ``activation``, ``smooth``, ``per_image``,
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
-    ``class_weights``, ``ignore_index`` and ``where`` apply to both terms, the
-    others to the region term.
+    ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
+    both terms, the others to the region term.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -335,7 +337,7 @@ def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
     else:
         ce = categorical_ce(inp, inp.target, unit_mass=inp.labels is not None)
         cross = jnp.sum(weights * inp.target, axis=-1) * reduce.safe_pow(ce, gamma)
-    return w_dice * dice_term + w_ce * _mean(cross, inp)
+    return w_dice * dice_term + w_ce * _mean(cross, inp, options)
 
 
 # --------------------------------------------------------------------------------------

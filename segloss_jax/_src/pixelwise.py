@@ -11,6 +11,8 @@ for any target, and a batch with no valid pixel has loss 0.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -19,6 +21,7 @@ from segloss_jax._src import checks
 from segloss_jax._src.inputs import Inputs, prepare
 from segloss_jax._src.reduce import reduce_pixels, safe_pow
 from segloss_jax._src.registry import register
+from segloss_jax._src.stats import sum_across
 
 _BINARY = ("sigmoid", None)
 
@@ -63,7 +66,8 @@ def _check_reduction(reduction: str) -> None:
 def binary_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, pos_weight: chex.Numeric | None = None,
     activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
-    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
+    where: chex.Array | None = None, ignore_index: int | None = None,
+    axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Binary (sigmoid) cross-entropy from logits, per element.
 
@@ -89,6 +93,8 @@ def binary_cross_entropy(
       class_weights: optional ``[C]`` non-negative per-channel weights.
       where: optional bool ``[B, *spatial]``; ``False`` pixels contribute nothing.
       ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid elements, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -117,14 +123,15 @@ def binary_cross_entropy(
     loss = binary_ce(inp, pos_weight)
     if class_weights is not None:
         loss = loss * inp.per_class(class_weights)
-    return reduce_pixels(loss, inp.valid, reduction)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
 
 @register(activations=_BINARY)
 def weighted_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric,
     activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
-    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
+    where: chex.Array | None = None, ignore_index: int | None = None,
+    axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Weighted cross-entropy: binary cross-entropy with positives weighted by ``beta``.
 
@@ -146,6 +153,8 @@ def weighted_cross_entropy(
       class_weights: optional ``[C]`` per-channel weights.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid elements, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -165,22 +174,16 @@ def weighted_cross_entropy(
       semantic segmentation", CIBCB 2020.
     """
     return binary_cross_entropy(
-        logits,
-        labels,
-        pos_weight=beta,
-        activation=activation,
-        class_weights=class_weights,
-        where=where,
-        ignore_index=ignore_index,
-        reduction=reduction,
-    )
+        logits, labels, pos_weight=beta, activation=activation, class_weights=class_weights,
+        where=where, ignore_index=ignore_index, axis_name=axis_name, reduction=reduction)
 
 
 @register(activations=_BINARY)
 def balanced_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric | None = None,
     activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
-    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
+    where: chex.Array | None = None, ignore_index: int | None = None,
+    axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Balanced cross-entropy: positives weighted by ``beta``, negatives by ``1 - beta``.
 
@@ -202,6 +205,8 @@ def balanced_cross_entropy(
       class_weights: optional ``[C]`` per-channel weights.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid elements, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -222,20 +227,22 @@ def balanced_cross_entropy(
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, allowed_activations=_BINARY)
     _check_reduction(reduction)
-    loss = balanced_ce(inp, beta)
+    loss = balanced_ce(inp, beta, axis_name)
     if class_weights is not None:
         loss = loss * inp.per_class(class_weights)
-    return reduce_pixels(loss, inp.valid, reduction)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
 
-def balanced_ce(inp: Inputs, beta) -> jax.Array:
-    """Per-element ``-(β g log p + (1 - β)(1 - g) log(1 - p))``; ``β = None``: from the targets."""
+def balanced_ce(inp: Inputs, beta, axis_name: Hashable | None = None) -> jax.Array:
+    """Per-element ``-(β g log p + (1 - β)(1 - g) log(1 - p))``; ``β = None``: from the
+    targets of the (global, with ``axis_name``) batch."""
     if beta is None:
         # 1 - (fraction of positives) per channel over the valid pixels; no gradient.
         valid = inp.valid[..., None]
         axes = tuple(range(inp.x.ndim - 1))
         positives = jnp.sum(jnp.where(valid, inp.target, 0), axis=axes)
         count = jnp.sum(valid, axis=axes, dtype=inp.dtype)
+        positives, count = sum_across((positives, count), axis_name)
         beta = jax.lax.stop_gradient(
             jnp.where(count > 0, 1 - positives / jnp.maximum(count, 1), 0.5))
     else:
@@ -248,7 +255,8 @@ def balanced_ce(inp: Inputs, beta) -> jax.Array:
 def cross_entropy(
     logits: chex.Array, labels: chex.Array, *, label_smoothing: float = 0.0,
     activation: str | None = "softmax", class_weights: chex.Array | None = None,
-    where: chex.Array | None = None, ignore_index: int | None = None, reduction: str = "mean",
+    where: chex.Array | None = None, ignore_index: int | None = None,
+    axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Softmax cross-entropy with integer or dense (soft) labels.
 
@@ -275,6 +283,8 @@ def cross_entropy(
       class_weights: optional ``[C]`` non-negative weights.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -305,7 +315,7 @@ def cross_entropy(
         target = (1 - label_smoothing) * target + label_smoothing / inp.num_classes
     loss = categorical_ce(inp, inp.per_class(class_weights) * target,
                           unit_mass=class_weights is None and inp.labels is not None)
-    return reduce_pixels(loss, inp.valid, reduction)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
 
 @register(activations=("softmax", "sigmoid", None))
@@ -313,7 +323,8 @@ def focal_loss(
     logits: chex.Array, labels: chex.Array, *, gamma: chex.Numeric = 2.0,
     alpha: chex.Numeric | chex.Array | None = None, activation: str | None = "softmax",
     class_weights: chex.Array | None = None, where: chex.Array | None = None,
-    ignore_index: int | None = None, reduction: str = "mean",
+    ignore_index: int | None = None,
+    axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Focal loss: cross-entropy down-weighting well-classified pixels.
 
@@ -349,6 +360,8 @@ def focal_loss(
       class_weights: optional ``[C]`` weights, multiplied with ``alpha``.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
         ``"sum"`` or ``"none"``.
 
@@ -377,7 +390,8 @@ def focal_loss(
                   fused=activation == "sigmoid")
     _check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
-    return reduce_pixels(focal_terms(inp, gamma, alpha, class_weights), inp.valid, reduction)
+    loss = focal_terms(inp, gamma, alpha, class_weights)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
 
 def focal_terms(inp: Inputs, gamma, alpha, class_weights) -> jax.Array:

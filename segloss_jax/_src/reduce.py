@@ -3,8 +3,12 @@ region losses (``include_background``, ``classes``, ``class_weights``)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import jax
 import jax.numpy as jnp
+
+from segloss_jax._src.stats import sum_across
 
 
 def safe_div(num: jax.Array, den: jax.Array, fallback: float = 0.0) -> jax.Array:
@@ -22,7 +26,9 @@ def safe_pow(base: jax.Array, gamma) -> jax.Array:
     return jnp.where(positive, powered, jnp.where(jnp.asarray(gamma) == 0, 1.0, 0.0))
 
 
-def reduce_pixels(loss: jax.Array, valid: jax.Array, reduction: str) -> jax.Array:
+def reduce_pixels(
+    loss: jax.Array, valid: jax.Array, reduction: str, axis_name: Hashable | None = None
+) -> jax.Array:
     """Reduces a pixel-wise loss over valid pixels (or valid elements).
 
     Args:
@@ -31,6 +37,8 @@ def reduce_pixels(loss: jax.Array, valid: jax.Array, reduction: str) -> jax.Arra
       valid: ``[B, *spatial]`` bool.
       reduction: ``"mean"`` over valid pixels/elements (0 when there is none),
         ``"sum"``, or ``"none"`` (the loss, 0 at invalid positions).
+      axis_name: mapped axis over which the sum and the count are taken
+        (:func:`~segloss_jax._src.stats.sum_across`): the global mean.
     """
     mask = valid if loss.ndim == valid.ndim else jnp.broadcast_to(valid[..., None], loss.shape)
     loss = jnp.where(mask, loss, 0)
@@ -38,8 +46,9 @@ def reduce_pixels(loss: jax.Array, valid: jax.Array, reduction: str) -> jax.Arra
         return loss
     total = jnp.sum(loss)
     if reduction == "sum":
-        return total
-    return safe_div(total, jnp.sum(mask, dtype=loss.dtype))
+        return sum_across(total, axis_name)
+    total, count = sum_across((total, jnp.sum(mask, dtype=loss.dtype)), axis_name)
+    return safe_div(total, count)
 
 
 def kept_units(target_sum: jax.Array, *, include_background: bool, classes: str) -> jax.Array:
@@ -85,15 +94,12 @@ def reduce_units(
     weights = jnp.where(keep, weights, 0)
     if reduction == "sum":
         total = jnp.sum(weights * loss)
-        if axis_name is not None and loss.ndim == 2:
-            total = jax.lax.psum(total, axis_name)
-        return total
+        return sum_across(total, axis_name) if loss.ndim == 2 else total
     per_unit_mean = safe_div(jnp.sum(weights * loss, -1), jnp.sum(weights, -1))
     if loss.ndim == 1:
         return per_unit_mean
     image_kept = jnp.any(keep, axis=-1)
     total = jnp.sum(jnp.where(image_kept, per_unit_mean, 0))
     count = jnp.sum(image_kept, dtype=loss.dtype)
-    if axis_name is not None:
-        total, count = jax.lax.psum((total, count), axis_name)
+    total, count = sum_across((total, count), axis_name)
     return safe_div(total, count)

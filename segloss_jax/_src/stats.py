@@ -16,8 +16,22 @@ of the concatenated global batch.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import jax
 import jax.numpy as jnp
+
+
+def sum_across(values, axis_name: Hashable | None):
+    """Sums or counts (any pytree) added up over the mapped axis ``axis_name``.
+
+    Every sum, count and mean a loss takes over the batch goes through here, so
+    that under ``shard_map``/``pmap`` with ``axis_name`` it is the statistic of
+    the concatenated global batch, the same on every device (and its gradient,
+    transposed by JAX, reaches each device's own pixels). Without ``axis_name``
+    the values are returned as they are.
+    """
+    return values if axis_name is None else jax.lax.psum(values, axis_name)
 
 
 def _sum_units(v: jax.Array, per_image: bool) -> jax.Array:
@@ -50,6 +64,4 @@ def unit_sums(
     """
     mask = valid[..., None]
     sums = tuple(_sum_units(jnp.where(mask, v, 0), per_image) for v in values)
-    if axis_name is not None and not per_image:
-        sums = jax.lax.psum(sums, axis_name)
-    return sums
+    return sums if per_image else sum_across(sums, axis_name)
