@@ -13,11 +13,16 @@ properties (jit, vmap, dtypes, extreme logits, bad inputs) are in
 
 from __future__ import annotations
 
+import inspect
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from jax._src import core
+from jax._src.interpreters import partial_eval as pe
 from jax.test_util import check_grads
 
 import segloss_jax as sl
@@ -541,6 +546,73 @@ def test_axis_name_gives_the_global_batch_statistic():
         np.testing.assert_allclose(mapped, np.full(B, full), rtol=1e-5)
 
 
+# ------------------------------------------------------------- one activation, one check
+
+
+def _activation_elements_in(jaxpr) -> int:
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("exp", "exp2", "logistic"):
+            total += sum(math.prod(v.aval.shape) for v in eqn.outvars)
+        for sub in core.jaxprs_in_params(eqn.params):  # pjit, custom_jvp/vjp, scan, cond...
+            total += _activation_elements_in(sub)
+    return total
+
+
+def activation_elements(fn, *args) -> int:
+    """Elements produced by ``exp`` (``exp2``) and ``logistic`` in the live forward graph of ``fn``.
+
+    The graph is traced as under an outer ``jit`` and cleared of dead code; nested
+    jaxprs are walked. One activation pass of the logits costs ``logits.size``.
+    """
+    closed = jax.make_jaxpr(fn)(*args)
+    jaxpr, _ = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
+    return _activation_elements_in(jaxpr)
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("activation,c", [("softmax", 3), ("sigmoid", 1)])
+def test_one_activation_pass(loss, activation, c):
+    rng = np.random.default_rng(16)
+    logits = jnp.asarray(rng.normal(size=(2, 6, 5, c)), jnp.float32)
+    labels = jnp.asarray(rng.integers(0, max(c, 2), size=(2, 6, 5)), jnp.int32)
+    count = activation_elements(lambda x: loss(x, labels, activation=activation), logits)
+    assert 0 < count <= logits.size
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda f: f.__name__)
+def test_inputs_are_prepared_once(loss, monkeypatch):
+    calls = []
+    real = boundary.prepare
+    monkeypatch.setattr(boundary, "prepare", lambda *a, **k: calls.append(1) or real(*a, **k))
+    logits, labels = _inputs(SHAPE_2D, 3, seed=17, dtype=np.float32)
+    loss(logits, labels)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda f: f.__name__)
+def test_class_weights_as_list_tuple_or_array(loss):
+    logits, labels = _inputs(SHAPE_2D, 3, seed=18, dtype=np.float32)
+    takes = inspect.signature(loss).parameters
+    options = {"include_background": True} if "include_background" in takes else {}
+    expected = loss(logits, labels, class_weights=jnp.array([0.5, 2.0, 1.0]), **options)
+    for weights in ([0.5, 2.0, 1.0], (0.5, 2, 1), np.array([0.5, 2.0, 1.0])):
+        got = loss(logits, labels, class_weights=weights, **options)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="class_weights"):
+        loss(logits, labels, class_weights=[1.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match="class_weights"):
+        loss(logits, labels, class_weights=[1.0, 1.0])
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda f: f.__name__)
+def test_integer_where_is_a_mask(loss):
+    logits, labels = _inputs(SHAPE_2D, 3, seed=19, dtype=np.float32)
+    where = np.random.default_rng(19).integers(-1, 3, size=labels.shape)
+    np.testing.assert_allclose(loss(logits, labels, where=jnp.asarray(where)),
+                               loss(logits, labels, where=jnp.asarray(where != 0)), rtol=1e-6)
+
+
 def test_chunked_transform_on_cpu(monkeypatch):
     # Large batches of masks go through the transform in chunks on CPU; force
     # chunks of 5 masks (12 masks: the last chunk is padded).
@@ -586,6 +658,8 @@ def test_bad_hyperparameters():
     logits, labels = _inputs(SHAPE_2D, 3, dtype=np.float32)
     with pytest.raises(ValueError, match="alpha"):
         sl.hausdorff_dt_loss(logits, labels, alpha=-1.0)
+    with pytest.raises(ValueError, match="reduction"):
+        sl.boundary_loss(logits, labels, reduction="max")
     for bad in (0.0, -2.0):
         with pytest.raises(ValueError, match="max_distance"):
             sl.distance_weighted_cross_entropy(logits, labels, max_distance=bad)

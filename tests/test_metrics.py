@@ -154,6 +154,22 @@ def test_confusion_matrix_broadcast_where_and_jit_vmap():
         np.testing.assert_array_equal(per_image[b], ref_confusion(pred[b], labels[b], 3))
 
 
+def test_integer_where_counts_nonzero_pixels():
+    # The losses' rule: `where` may be bool or integer, non-zero = counted.
+    labels = jnp.array([[0, 1, 1, 2, 2, 0]])
+    pred = jnp.array([[0, 1, 0, 2, 1, 1]])
+    where = jnp.array([[1, 0, 2, -1, 0, 7]], jnp.int32)
+    expected = ref_confusion(pred, labels, 3, np.asarray(where) != 0)
+    np.testing.assert_array_equal(sl.confusion_matrix(pred, labels, 3, where=where), expected)
+    np.testing.assert_array_equal(
+        sl.confusion_matrix(pred, labels, 3, where=where.astype(jnp.uint8) > 0), expected)
+    np.testing.assert_array_equal(
+        sl.inverse_frequency_weights(labels, 3, where=where),
+        sl.inverse_frequency_weights(labels, 3, where=where != 0))
+    with pytest.raises(TypeError, match="where"):
+        sl.inverse_frequency_weights(labels, 3, where=where.astype(jnp.float32))
+
+
 def test_confusion_matrix_out_of_range_not_counted_and_reported():
     labels, pred = jnp.array([0, 1, 7, 1]), jnp.array([0, -1, 1, 1])
     np.testing.assert_array_equal(sl.confusion_matrix(pred, labels, 2), [[1, 0], [0, 1]])
@@ -178,7 +194,7 @@ def test_confusion_matrix_errors():
     with pytest.raises(TypeError, match="num_classes"):
         sl.confusion_matrix(y, y, 2.0)
     with pytest.raises(TypeError, match="where"):
-        sl.confusion_matrix(y, y, 2, where=y)
+        sl.confusion_matrix(y, y, 2, where=y.astype(jnp.float32))  # a weight map, not a mask
     with pytest.raises(ValueError, match="where"):
         sl.confusion_matrix(y, y, 2, where=jnp.ones((3, 3), bool))
     with pytest.raises(TypeError, match="ignore_index"):
@@ -368,13 +384,14 @@ def test_inverse_frequency_weights_are_class_weights():
 
 
 def test_surface_matches_scipy_erosion():
-    from segloss_jax._src.metrics import _surface
+    from segloss_jax._src.morphology import contour
 
     rng = np.random.default_rng(9)
     for shape in [(9,), (7, 8), (5, 6, 7)]:
         mask = blob(rng, shape)
         mask.flat[0] = True  # on the border: surface
-        np.testing.assert_array_equal(_surface(jnp.asarray(mask)), ref_surface(mask))
+        surface = contour(jnp.asarray(mask), mask.ndim, border_outside=True)
+        np.testing.assert_array_equal(surface, ref_surface(mask))
 
 
 @pytest.mark.parametrize("shape,sampling", [
@@ -447,6 +464,12 @@ def test_hausdorff_float64_sampling_under_x64():
                                     sampling=sampling)
         assert got.dtype == jnp.float64
         np.testing.assert_allclose(got, ref_hausdorff(a, b, 95.0, (0.3, 1.7)), rtol=1e-12)
+        # NumPy float64 spacing (static) asks for float64 as well; Python floats do not.
+        host = sl.hausdorff_distance(jnp.asarray(a), jnp.asarray(b), percentile=95.0,
+                                     sampling=np.array([0.3, 1.7]))
+        assert host.dtype == jnp.float64
+        np.testing.assert_array_equal(host, got)
+        assert sl.average_surface_distance(a, b, sampling=(0.3, 1.7)).dtype == jnp.float32
 
 
 def test_surface_distance_errors():
@@ -461,3 +484,6 @@ def test_surface_distance_errors():
         sl.average_surface_distance(a, a, sampling=(1.0, 0.0))
     with pytest.raises(ValueError, match="sampling"):
         sl.average_surface_distance(a, a, sampling=(1.0, 1.0, 1.0))
+    # NumPy values are host values: static, so checked (not traced past the check).
+    with pytest.raises(ValueError, match="sampling"):
+        sl.hausdorff_distance(a, a, sampling=np.array([1.0, 0.0]))

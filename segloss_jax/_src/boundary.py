@@ -1,22 +1,32 @@
 r"""Boundary losses: pixel terms weighted by distances to the target or predicted boundary.
 
-Data flow, in three compiled stages: masks (``g > 0.5`` of the target and,
-where a loss needs one, ``p > 0.5`` of the prediction: the strict threshold of
-API.md §9.3) -> distance maps (one batched exact transform of
-:mod:`segloss_jax._src.distance` over images and classes at once, no Python
-loop over either) -> the loss. The maps carry no gradient, so every loss here
-is a weighted pixel term whose weights are constants for ``grad``. Called
-eagerly, each stage is one compiled program and the maps' program depends only
-on the mask shape, so changing a loss option does not recompile the
-transform; under an outer ``jit`` the stages are inlined into one program.
+Data flow. A loss checks and prepares its inputs once
+(:func:`~segloss_jax._src.inputs.prepare`: one activation, shared by the
+masks and the loss terms), then hands the prepared arrays to compiled stages:
+masks (``g > 0.5`` of the target and, where a loss needs one, ``p > 0.5`` of
+the prediction: the strict threshold of API.md §9.3) -> distance maps (one
+batched exact transform of :mod:`segloss_jax._src.distance` over images and
+classes at once, no Python loop over either) -> the per-unit loss (the
+cross-entropies weight :mod:`~segloss_jax._src.pixelwise`'s terms instead).
+The maps carry no gradient, so every loss here is a weighted pixel term whose
+weights are constants for ``grad``. Called eagerly, each stage is one
+compiled program and the maps' program depends only on the mask shape, so
+changing a loss option does not recompile the transform; under an outer
+``jit`` the stages are inlined into one program.
 
-Excluded pixels (``where=False`` or ``ignore_index``) are "don't care" for the
-distance maps, as positions outside the array are: they are neither
-foreground nor background, so a distance is measured from a valid pixel to the
-nearest *valid* pixel of the other side, and an excluded band around an object
-(e.g. the 255-labelled outlines of PASCAL VOC) is not mistaken for its
-boundary. Nothing computed here depends on the labels or logits at excluded
-pixels, and they contribute nothing to any sum or mean.
+Keywords shared by the losses here (beyond :doc:`/conventions`):
+
+* ``where``/``ignore_index``: excluded pixels are "don't care" for the
+  distance maps, as positions outside the array are: they are neither
+  foreground nor background, so a distance is measured from a valid pixel to
+  the nearest *valid* pixel of the other side, and an excluded band around an
+  object (e.g. the 255-labelled outlines of PASCAL VOC) is not mistaken for
+  its boundary. Nothing computed here depends on the labels or logits at
+  excluded pixels, and they contribute nothing to any sum or mean.
+* ``sampling``: the voxel spacing, one float for all axes or one per spatial
+  axis; distances are in its units. Python and NumPy values are checked when
+  the loss is traced, JAX arrays may be traced (no recompilation per value).
+* ``class_weights``: ``[C]`` non-negative weights (a list, tuple or array).
 
 A mask with no boundary among the valid pixels (no valid foreground or no
 valid background) has no distance map: the losses use 0 there, as MONAI does
@@ -27,18 +37,24 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
+from typing import NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from segloss_jax._src import checks
-from segloss_jax._src.distance import Sampling, batched_edt
-from segloss_jax._src.inputs import Inputs as Prepared, prepare
-from segloss_jax._src.pixelwise import binary_ce
+from segloss_jax._src.distance import batched_edt
+from segloss_jax._src.inputs import Inputs, prepare
+from segloss_jax._src.morphology import (
+    Sampling,
+    contour,
+    join_sampling,
+    spatial_axes,
+    split_sampling,
+)
+from segloss_jax._src.pixelwise import binary_ce, categorical_ce
 from segloss_jax._src.reduce import kept_units, reduce_pixels, reduce_units, safe_div
 from segloss_jax._src.registry import register
 
@@ -50,55 +66,26 @@ def _kernel(fn):
     """Compiles a stage as one program; its keyword-only parameters are static.
 
     Run eagerly op by op, a loss around the distance transform compiles dozens
-    of small programs on its first call (measured ~5 s against ~1.5 s on a
-    2-core CPU); under an outer ``jit`` this is simply inlined.
+    of small programs on its first call, several times slower than one program
+    per stage (see benchmarks/RESULTS.md); under an outer ``jit`` this is
+    simply inlined.
     """
     params = inspect.signature(fn).parameters.values()
     return jax.jit(fn, static_argnames=[p.name for p in params if p.kind is p.KEYWORD_ONLY])
 
 
-# --- options -----------------------------------------------------------------------------
+def _prepare(
+    logits, labels, *, activation, where, ignore_index, reduction, allowed, fused=False
+) -> Inputs:
+    """The one check-and-prepare of a loss call (the activation is computed on use, once).
 
-
-def _check_options(logits, reduction: str, class_weights):
-    """Static checks done before tracing (so known class weights are checked by value).
-
-    Returns ``class_weights`` as an array (or ``None``), ready to be traced.
+    ``fused``: the loss reads several activation fields (e.g. the probabilities
+    for a mask and the log-partition for a cross-entropy), which then share one ``exp``.
     """
-    checks.check_logits(logits)
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index, allowed_activations=allowed, fused=fused)
     checks.check_choice("reduction", reduction, checks.REDUCTIONS)
-    checks.check_class_weights(class_weights, np.shape(logits)[-1])
-    return None if class_weights is None else jnp.asarray(class_weights)
-
-
-def _check_positive(name: str, value) -> None:
-    """Rejects a non-positive hyperparameter when it is known at trace time."""
-    checks.check_nonnegative(name, value)
-    if isinstance(value, numbers.Real) and value == 0:
-        raise ValueError(f"`{name}` must be positive, got {value!r}.")
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _split_sampling(sampling: Sampling) -> tuple[Sampling, Sampling]:
-    """``(static, dynamic)``: Python and NumPy numbers stay static (so the transform
-    checks their values), JAX arrays are traced."""
-    if isinstance(sampling, np.ndarray) and sampling.ndim <= 1:
-        sampling = sampling.tolist()
-    if sampling is None or _is_number(sampling):
-        return sampling, None
-    if isinstance(sampling, (tuple, list)) and all(map(_is_number, sampling)):
-        return tuple(float(x) for x in sampling), None
-    return None, sampling
-
-
-def _map_options(logits, sampling: Sampling) -> tuple[Sampling, dict]:
-    """The traced part of ``sampling`` and the static options of a map stage."""
-    static, dynamic = _split_sampling(sampling)
-    wide = jnp.result_type(logits) == jnp.float64  # float64 maps for float64 inputs
-    return dynamic, {"static_sampling": static, "wide": bool(wide)}
+    return inp
 
 
 def _first_kept(num_classes: int, include_background: bool) -> int:
@@ -121,50 +108,35 @@ def _channels_last(x: jax.Array) -> jax.Array:
     return jnp.moveaxis(x, 1, -1)
 
 
-def _class_inputs(prep: Prepared, first: int):
-    """Probabilities, targets (``[B, C', *spatial]``) and validity (``[B, 1, *spatial]``)."""
-    probs = _channels_first(prep.probs[..., first:])
-    target = _channels_first(prep.target[..., first:])
-    return probs, target, prep.valid[:, None]
+def _kept(x: jax.Array, first: int) -> jax.Array:
+    """``[B, *spatial, C]`` -> the kept channels, ``[B, C', *spatial]``."""
+    return _channels_first(x[..., first:])
 
 
-@_kernel
-def _masks(logits, labels, where, *, activation, ignore_index, allowed, first, kind):
-    """Bool masks and the validity mask, of equal rank.
+def _masks(inp: Inputs, first: int, kind: str):
+    """Bool masks of the kept channels and the validity mask, of equal rank.
 
     ``kind``: ``"target"`` -> ``g > 0.5``, ``[B, C', *spatial]``;
     ``"pred_target"`` -> ``[p > 0.5, g > 0.5]`` and ``"target_complement"`` ->
-    ``[g > 0.5, g <= 0.5]``, both ``[2, B, C', *spatial]``.
+    ``[g > 0.5, g <= 0.5]``, both ``[2, B, C', *spatial]``. Only
+    ``"pred_target"`` reads the probabilities.
     """
-    prep = prepare(
-        logits,
-        labels,
-        activation=activation,
-        where=where,
-        ignore_index=ignore_index,
-        allowed_activations=allowed,
-    )
-    probs, target, valid = _class_inputs(prep, first)
-    fg = target > 0.5
+    probs = inp.probs if kind == "pred_target" else None
+    return _threshold(inp.target, probs, inp.valid, first=first, kind=kind)
+
+
+@_kernel
+def _threshold(target, probs, valid, *, first, kind):
+    fg = _kept(target, first) > 0.5
+    valid = valid[:, None]
     if kind == "target":
         return fg, valid
-    masks = jnp.stack([probs > 0.5, fg] if kind == "pred_target" else [fg, ~fg])
-    return masks, valid[None]
+    if kind == "pred_target":
+        return jnp.stack([_kept(probs, first) > 0.5, fg]), valid[None]
+    return jnp.stack([fg, ~fg]), valid[None]
 
 
 # --- stage 2: distance maps --------------------------------------------------------------
-
-
-def _spatial_axes(ndim: int, spatial_ndim: int) -> tuple[int, ...]:
-    return tuple(range(ndim - spatial_ndim, ndim))
-
-
-def _resolve_sampling(dynamic: Sampling, static: Sampling, wide: bool) -> Sampling:
-    """The spacing from its static and traced parts; float64 when ``wide`` (so are the maps)."""
-    sampling = static if dynamic is None else dynamic
-    if wide:
-        return jnp.asarray(1.0 if sampling is None else sampling, jnp.float64)
-    return sampling
 
 
 # Elements per chunk of masks on CPU: about 4 MB of float32, which stays in cache.
@@ -176,9 +148,9 @@ def _edt(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling) -> jax.Arra
 
     Each step of the transform streams the whole batch through memory, so a
     large batch of masks is memory-bound on CPU; ``lax.map`` over chunks of
-    about 2²⁰ elements keeps the working set in cache (measured on 2 cores:
-    ``[96, 256, 256]`` 368 -> 164 ms, ``[8, 96, 96, 96]`` 294 -> 154 ms). Other
-    backends get the whole batch at once, which they parallelise.
+    about 2²⁰ elements keeps the working set in cache (faster on large
+    batches: see benchmarks/RESULTS.md). Other backends get the whole batch at
+    once, which they parallelise.
     """
     spatial = masks.shape[masks.ndim - spatial_ndim :]
     lead = masks.shape[: masks.ndim - spatial_ndim]
@@ -196,7 +168,7 @@ def _edt(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling) -> jax.Arra
 
 def _sides(masks: jax.Array, valid: jax.Array, spatial_ndim: int):
     """``(has valid foreground, has valid background)`` per mask, keeping dims."""
-    axes = _spatial_axes(masks.ndim, spatial_ndim)
+    axes = spatial_axes(masks.ndim, spatial_ndim)
     has_fg = jnp.any(masks & valid, axis=axes, keepdims=True)
     has_bg = jnp.any(~masks & valid, axis=axes, keepdims=True)
     return has_fg, has_bg
@@ -216,18 +188,18 @@ def _inside_outside(masks, valid, spatial_ndim, sampling):
 
 
 @_kernel
-def _unsigned_map(masks, valid, dynamic_sampling, *, spatial_ndim, static_sampling, wide):
+def _unsigned_map(masks, valid, traced_sampling, *, spatial_ndim, static_sampling, wide):
     """MONAI's distance field ``edt(m) + edt(¬m)``, 0 for a mask without boundary."""
-    sampling = _resolve_sampling(dynamic_sampling, static_sampling, wide)
+    sampling = join_sampling(static_sampling, traced_sampling, wide)
     inside, outside = _inside_outside(masks, valid, spatial_ndim, sampling)
     has_fg, has_bg = _sides(masks, valid, spatial_ndim)
     return jnp.where(has_fg & has_bg, inside + outside, 0)
 
 
 @_kernel
-def _signed_map(masks, valid, dynamic_sampling, *, spatial_ndim, static_sampling, wide):
+def _signed_map(masks, valid, traced_sampling, *, spatial_ndim, static_sampling, wide):
     """:func:`~segloss_jax._src.distance.signed_distance` among the valid pixels."""
-    sampling = _resolve_sampling(dynamic_sampling, static_sampling, wide)
+    sampling = join_sampling(static_sampling, traced_sampling, wide)
     inside, outside = _inside_outside(masks, valid, spatial_ndim, sampling)
     spacing = jnp.asarray(1.0 if sampling is None else sampling, inside.dtype)
     delta = jnp.min(jnp.broadcast_to(spacing, (spatial_ndim,)))  # the finest grid step
@@ -238,13 +210,13 @@ def _signed_map(masks, valid, dynamic_sampling, *, spatial_ndim, static_sampling
 
 @_kernel
 def _penalty_map(
-    regions, valid, max_distance, dynamic_sampling, *, spatial_ndim, static_sampling, wide
+    regions, valid, max_distance, traced_sampling, *, spatial_ndim, static_sampling, wide
 ):
     """Φ of :func:`distance_weighted_cross_entropy` inside each region, 0 elsewhere."""
-    sampling = _resolve_sampling(dynamic_sampling, static_sampling, wide)
+    sampling = join_sampling(static_sampling, traced_sampling, wide)
     depth = _edt(regions | ~valid, spatial_ndim=spatial_ndim, sampling=sampling)
     inside = regions & valid
-    axes = _spatial_axes(regions.ndim, spatial_ndim)
+    axes = spatial_axes(regions.ndim, spatial_ndim)
     has_fg, has_bg = _sides(regions, valid, spatial_ndim)
     d_min = jnp.min(jnp.where(inside, depth, jnp.inf), axis=axes, keepdims=True)
     d_min = jnp.where(has_fg, d_min, 0)
@@ -259,188 +231,104 @@ def _penalty_map(
     return jnp.where(inside & has_bg, phi, 0)
 
 
-def _contour(masks: jax.Array, valid: jax.Array, spatial_ndim: int) -> jax.Array:
-    """Valid mask elements with a face neighbour that is valid background.
-
-    Neighbours outside the array or excluded are "don't care", so a mask that
-    covers every valid pixel has no contour.
-    """
-    background = ~masks & valid
-    lead = masks.ndim - spatial_ndim
-    padded = jnp.pad(background, [(0, 0)] * lead + [(1, 1)] * spatial_ndim)
-    touches = jnp.zeros(masks.shape, bool)
-    for axis in _spatial_axes(masks.ndim, spatial_ndim):
-        for shift in (0, 2):
-            index = [slice(None)] * lead + [slice(1, -1)] * spatial_ndim
-            index[axis] = slice(shift, shift + masks.shape[axis])
-            touches = touches | padded[tuple(index)]
-    return masks & valid & touches
-
-
 @_kernel
-def _contour_distance(masks, valid, dynamic_sampling, *, spatial_ndim, static_sampling, wide):
-    """``E`` of :func:`shape_aware_loss`, ``[B, C]``, from ``masks = [p > 0.5, g > 0.5]``."""
-    sampling = _resolve_sampling(dynamic_sampling, static_sampling, wide)
-    contours = _contour(masks, valid, spatial_ndim)
+def _contour_distance(masks, valid, traced_sampling, *, spatial_ndim, static_sampling, wide):
+    """``E`` of :func:`shape_aware_loss`, ``[B, C]``, from ``masks = [p > 0.5, g > 0.5]``.
+
+    Contours treat the image border and excluded pixels as "don't care".
+    """
+    sampling = join_sampling(static_sampling, traced_sampling, wide)
+    contours = contour(masks, spatial_ndim, valid=valid, border_outside=False)
     pred, target = contours[0], contours[1]
     to_target = _edt(~target, spatial_ndim=spatial_ndim, sampling=sampling)
-    axes = _spatial_axes(pred.ndim, spatial_ndim)
+    axes = spatial_axes(pred.ndim, spatial_ndim)
     total = jnp.sum(jnp.where(pred, to_target, 0), axis=axes)
     count = jnp.sum(pred, axis=axes, dtype=total.dtype)
     # No predicted contour: safe_div gives 0; no target contour: 0 as well.
     return jnp.where(jnp.any(target, axis=axes), safe_div(total, count), 0)
 
 
-def _maps(stage, masks, valid, *args, logits, sampling):
+def _maps(stage, masks, valid, *args, inp: Inputs, sampling: Sampling):
     """Runs a map stage on masks from :func:`_masks`.
 
     The result carries no gradient: it is computed from bool masks, through the
-    transform's ``stop_gradient``.
+    transform's ``stop_gradient``. Float64 inputs get float64 maps.
     """
-    dynamic, options = _map_options(logits, sampling)
-    spatial_ndim = jnp.ndim(logits) - 2
-    return stage(masks, valid, *args, dynamic, spatial_ndim=spatial_ndim, **options)
+    static, traced = split_sampling(sampling)
+    return stage(masks, valid, *args, traced, spatial_ndim=inp.x.ndim - 2,
+                 static_sampling=static, wide=inp.dtype == jnp.float64)
 
 
 # --- stage 3: the losses -----------------------------------------------------------------
 
 
-def _unit_mean(values, valid, *, per_image: bool, axis_name: str | None) -> jax.Array:
-    """Mean of ``[B, C, *spatial]`` over the valid pixels of each unit: ``[B, C]`` or ``[C]``."""
+class _Units(NamedTuple):
+    """Static options of a per-unit (image, class) loss."""
+
+    first: int
+    include_background: bool
+    per_image: bool
+    axis_name: str | None
+    reduction: str
+
+
+def _reduce_units(values, valid, class_weights, units: _Units) -> jax.Array:
+    """Mean of ``[B, C', *spatial]`` values over the valid pixels of each unit, then
+    the reduction over units (API.md §3), a dropped background put back as 0."""
     axes = tuple(range(2, values.ndim))
+    valid = valid[:, None]
     total = jnp.sum(jnp.where(valid, values, 0), axis=axes)
     count = jnp.sum(valid, axis=axes, dtype=values.dtype)  # [B, 1]
-    if not per_image:
+    if not units.per_image:
         total, count = jnp.sum(total, axis=0), jnp.sum(count, axis=0)
-        if axis_name is not None:
-            total, count = lax.psum((total, count), axis_name)
-    return safe_div(total, count)
-
-
-def _reduce_classes(loss, first, *, include_background, reduction, class_weights, axis_name):
-    """Puts a dropped background back (as 0) and reduces per API.md §3."""
-    if first:
+        if units.axis_name is not None:
+            total, count = lax.psum((total, count), units.axis_name)
+    loss = safe_div(total, count)
+    if units.first:
         loss = jnp.concatenate([jnp.zeros_like(loss[..., :1]), loss], axis=-1)
-    keep = kept_units(
-        jnp.ones(loss.shape, loss.dtype), include_background=include_background, classes="all"
-    )
-    return reduce_units(
-        loss, keep, reduction=reduction, class_weights=class_weights, axis_name=axis_name
-    )
-
-
-def _class_weights(class_weights, prep: Prepared) -> jax.Array | float:
-    """``class_weights`` as ``[1, ..., 1, C]`` (1 when ``None``)."""
-    if class_weights is None:
-        return 1.0
-    weights = jnp.asarray(class_weights, prep.probs.dtype)
-    return weights.reshape((1,) * (prep.probs.ndim - 1) + (-1,))
-
-
-def _weighted_ce(logits, prep: Prepared, activation, weights) -> jax.Array:
-    """Cross-entropy with per-element weights ``[B, *spatial, C]``.
-
-    Softmax: ``-Σ_c w_c g_c log p_c`` per pixel, ``[B, *spatial]``; sigmoid:
-    ``-w [g log p + (1 - g) log(1 - p)]`` per element, ``[B, *spatial, C]``.
-    """
-    if activation == "softmax":
-        return -jnp.sum(weights * prep.target * prep.log_probs, axis=-1)
-    return weights * binary_ce(prep)
+    keep = kept_units(jnp.ones(loss.shape, loss.dtype),
+                      include_background=units.include_background, classes="all")
+    return reduce_units(loss, keep, reduction=units.reduction, class_weights=class_weights,
+                        axis_name=units.axis_name)
 
 
 @_kernel
-def _hausdorff_from_maps(
-    logits,
-    labels,
-    where,
-    class_weights,
-    alpha,
-    fields,
-    *,
-    activation,
-    include_background,
-    per_image,
-    ignore_index,
-    axis_name,
-    reduction,
-):
-    prep = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
-    first = _first_kept(prep.num_classes, include_background)
-    probs, target, valid = _class_inputs(prep, first)
+def _hausdorff_units(probs, target, valid, fields, alpha, class_weights, *, units):
     weight = jnp.power(fields[0], alpha) + jnp.power(fields[1], alpha)
-    loss = _unit_mean(
-        jnp.square(probs - target) * weight, valid, per_image=per_image, axis_name=axis_name
-    )
-    return _reduce_classes(
-        loss,
-        first,
-        include_background=include_background,
-        reduction=reduction,
-        class_weights=class_weights,
-        axis_name=axis_name,
-    )
+    error = jnp.square(_kept(probs, units.first) - _kept(target, units.first))
+    return _reduce_units(error * weight, valid, class_weights, units)
 
 
 @_kernel
-def _boundary_from_map(
-    logits,
-    labels,
-    where,
-    class_weights,
-    phi,
-    *,
-    activation,
-    include_background,
-    per_image,
-    ignore_index,
-    axis_name,
-    reduction,
-):
-    prep = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
-    first = _first_kept(prep.num_classes, include_background)
-    probs, _, valid = _class_inputs(prep, first)
-    loss = _unit_mean(phi * probs, valid, per_image=per_image, axis_name=axis_name)
-    return _reduce_classes(
-        loss,
-        first,
-        include_background=include_background,
-        reduction=reduction,
-        class_weights=class_weights,
-        axis_name=axis_name,
-    )
+def _boundary_units(probs, valid, phi, class_weights, *, units):
+    return _reduce_units(phi * _kept(probs, units.first), valid, class_weights, units)
 
 
-@_kernel
-def _weighted_ce_from_map(
-    logits, labels, where, class_weights, term, *, activation, ignore_index, reduction
-):
-    """Cross-entropy weighted by ``1 + term``.
+def _weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str) -> jax.Array:
+    """Cross-entropy weighted by ``w_c (1 + term)``, reduced over valid pixels.
+
+    ``class_weights`` is ``[1, ..., 1, C]`` (:meth:`~segloss_jax._src.inputs.Inputs.per_class`).
 
     ``term`` is one value per unit (``[B, C]``), per element (``[B, C, *spatial]``)
     or per element of a mask and of its complement (``[2, B, C, *spatial]``,
-    disjoint supports).
+    disjoint supports). Softmax: ``-Σ_c W_c g_c log p_c`` per pixel; sigmoid:
+    ``W`` times the binary cross-entropy, per element.
     """
-    prep = prepare(
-        logits,
-        labels,
-        activation=activation,
-        where=where,
-        ignore_index=ignore_index,
-        allowed_activations=_CE_ACTIVATIONS,
-    )
     if term.ndim == 2:
-        term = term.reshape(term.shape[:1] + (1,) * (prep.probs.ndim - 2) + term.shape[1:])
+        term = term.reshape(term.shape[:1] + (1,) * (inp.x.ndim - 2) + term.shape[1:])
     else:
-        term = _channels_last(term if term.ndim == prep.probs.ndim else term[0] + term[1])
-    weights = (1 + term.astype(prep.probs.dtype)) * _class_weights(class_weights, prep)
-    loss = _weighted_ce(logits, prep, activation, weights)
-    return reduce_pixels(loss, prep.valid, reduction)
+        term = _channels_last(term if term.ndim == inp.x.ndim else term[0] + term[1])
+    weights = (1 + term.astype(inp.dtype)) * class_weights
+    if inp.activation == "softmax":
+        loss = categorical_ce(inp, weights * inp.target)
+    else:
+        loss = weights * binary_ce(inp)
+    return reduce_pixels(loss, inp.valid, reduction)
 
 
 # --- public losses -----------------------------------------------------------------------
 
-
-@register(activations=_ACTIVATIONS, kind="boundary")
+@register(activations=_ACTIVATIONS)
 def hausdorff_dt_loss(
     logits: chex.Array,
     labels: chex.Array,
@@ -474,27 +362,21 @@ def hausdorff_dt_loss(
     The maps carry no gradient: the gradient is that of the weighted squared
     error, and :math:`\hat m` only changes where some :math:`p` crosses 0.5.
 
-    Excluded pixels count for nothing in the mean and are "don't care" for the
-    maps (distances run between valid pixels; see the module docstring).
-
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets;
         the target mask is ``g > 0.5``.
       alpha: exponent :math:`\alpha \ge 0` of the distances.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
       include_background: keep channel 0 (default ``False``, as MONAI; with
         ``C == 1`` the channel is the foreground and always kept).
       per_image: one unit per (image, class) (default, MONAI ``batch=False``);
         ``False`` averages each class over all valid pixels of the batch
         (MONAI ``batch=True``; the maps are still per image).
-      class_weights: optional ``[C]`` weights of the mean over classes.
-      where: optional bool ``[B, *spatial]``; ``False`` pixels count for nothing.
-      ignore_index: integer label value treated as ``where=False``.
-      sampling: voxel spacing, one float for all axes or one per spatial axis.
       axis_name: with ``per_image=False``, sums are ``psum``-ed over this mapped
         axis; with ``per_image=True``, the mean over images is.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (API.md §3).
+      activation, class_weights, where, ignore_index, sampling, reduction: as
+        for every boundary loss (:doc:`/conventions`; excluded pixels count for
+        nothing in the mean and are "don't care" for the maps).
 
     Returns:
       A scalar; ``reduction="none"`` gives ``[B, C]`` (``per_image``) or ``[C]``,
@@ -520,38 +402,20 @@ def hausdorff_dt_loss(
       segmentation with convolutional neural networks
       <https://arxiv.org/abs/1904.10030>`_, IEEE TMI 2020.
     """
-    class_weights = _check_options(logits, reduction, class_weights)
+    inp = _prepare(logits, labels, activation=activation, where=where,
+                   ignore_index=ignore_index, reduction=reduction, allowed=_ACTIVATIONS)
+    weights = inp.per_class(class_weights).reshape(-1)
     checks.check_nonnegative("alpha", alpha)
-    first = _first_kept(np.shape(logits)[-1], include_background)
-    masks, valid = _masks(
-        logits,
-        labels,
-        where,
-        activation=activation,
-        ignore_index=ignore_index,
-        allowed=_ACTIVATIONS,
-        first=first,
-        kind="pred_target",
-    )
+    units = _Units(_first_kept(inp.num_classes, include_background), include_background,
+                   per_image, axis_name, reduction)
     # One transform for both masks: [2, B, C', *spatial].
-    fields = _maps(_unsigned_map, masks, valid, logits=logits, sampling=sampling)
-    return _hausdorff_from_maps(
-        logits,
-        labels,
-        where,
-        class_weights,
-        alpha,
-        fields,
-        activation=activation,
-        include_background=include_background,
-        per_image=per_image,
-        ignore_index=ignore_index,
-        axis_name=axis_name,
-        reduction=reduction,
-    )
+    masks, valid = _masks(inp, units.first, "pred_target")
+    fields = _maps(_unsigned_map, masks, valid, inp=inp, sampling=sampling)
+    return _hausdorff_units(inp.probs, inp.target, inp.valid, fields, alpha, weights,
+                            units=units)
 
 
-@register(activations=_ACTIVATIONS, kind="boundary")
+@register(activations=_ACTIVATIONS)
 def boundary_loss(
     logits: chex.Array,
     labels: chex.Array,
@@ -586,24 +450,16 @@ def boundary_loss(
     added to a region loss (Kervadec et al. use Dice/GDL :math:`+\ \lambda L_B`
     with :math:`\lambda` increased during training).
 
-    Excluded pixels count for nothing in the mean and are "don't care" for
-    :math:`\phi_G` (see the module docstring).
-
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
       include_background: keep channel 0. Default ``False``: Kervadec et al.'s
         reference code applies the loss to the foreground classes only
         (``idc=[1]`` for binary problems).
       per_image: units per (image, class) (default) or per class over the batch;
         without ``where``/``ignore_index`` both give the same ``"mean"``.
-      class_weights: optional ``[C]`` weights of the mean over classes.
-      where: optional bool ``[B, *spatial]``; ``False`` pixels count for nothing.
-      ignore_index: integer label value treated as ``where=False``.
-      sampling: voxel spacing, one float for all axes or one per spatial axis.
-      axis_name: as for :func:`hausdorff_dt_loss`.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"`` (API.md §3).
+      activation, class_weights, where, ignore_index, sampling, axis_name,
+        reduction: as for :func:`hausdorff_dt_loss`.
 
     Returns:
       A scalar; ``reduction="none"`` gives ``[B, C]`` (``per_image``) or ``[C]``,
@@ -628,35 +484,17 @@ def boundary_loss(
       for highly unbalanced segmentation <https://doi.org/10.1016/j.media.2020.101851>`_,
       MIDL 2019; Medical Image Analysis 2021.
     """
-    class_weights = _check_options(logits, reduction, class_weights)
-    first = _first_kept(np.shape(logits)[-1], include_background)
-    masks, valid = _masks(
-        logits,
-        labels,
-        where,
-        activation=activation,
-        ignore_index=ignore_index,
-        allowed=_ACTIVATIONS,
-        first=first,
-        kind="target",
-    )
-    phi = _maps(_signed_map, masks, valid, logits=logits, sampling=sampling)
-    return _boundary_from_map(
-        logits,
-        labels,
-        where,
-        class_weights,
-        phi,
-        activation=activation,
-        include_background=include_background,
-        per_image=per_image,
-        ignore_index=ignore_index,
-        axis_name=axis_name,
-        reduction=reduction,
-    )
+    inp = _prepare(logits, labels, activation=activation, where=where,
+                   ignore_index=ignore_index, reduction=reduction, allowed=_ACTIVATIONS)
+    weights = inp.per_class(class_weights).reshape(-1)
+    units = _Units(_first_kept(inp.num_classes, include_background), include_background,
+                   per_image, axis_name, reduction)
+    masks, valid = _masks(inp, units.first, "target")
+    phi = _maps(_signed_map, masks, valid, inp=inp, sampling=sampling)
+    return _boundary_units(inp.probs, inp.valid, phi, weights, units=units)
 
 
-@register(activations=_CE_ACTIVATIONS, kind="boundary")
+@register(activations=_CE_ACTIVATIONS)
 def shape_aware_loss(
     logits: chex.Array,
     labels: chex.Array,
@@ -700,11 +538,8 @@ def shape_aware_loss(
       logits: ``[B, *spatial, C]`` logits.
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       activation: ``"softmax"`` (default, ``C >= 2``) or ``"sigmoid"``.
-      class_weights: optional ``[C]`` non-negative weights :math:`w_c`.
-      where: optional bool ``[B, *spatial]``; ``False`` pixels count for nothing
-        and are "don't care" for the contours.
-      ignore_index: integer label value treated as ``where=False``.
-      sampling: voxel spacing, one float for all axes or one per spatial axis.
+      class_weights, where, ignore_index, sampling: as for
+        :func:`hausdorff_dt_loss`; :math:`w_c` are the class weights.
       reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
         ``"sum"`` or ``"none"`` (``[B, *spatial]`` softmax, ``[B, *spatial, C]``
         sigmoid), as for :func:`~segloss_jax.cross_entropy`.
@@ -731,31 +566,16 @@ def shape_aware_loss(
       <https://arxiv.org/abs/2006.14822>`_, CIBCB 2020 (§ "Shape-aware loss",
       the formulation implemented here).
     """
-    class_weights = _check_options(logits, reduction, class_weights)
-    masks, valid = _masks(
-        logits,
-        labels,
-        where,
-        activation=activation,
-        ignore_index=ignore_index,
-        allowed=_CE_ACTIVATIONS,
-        first=0,
-        kind="pred_target",
-    )
-    shape_term = _maps(_contour_distance, masks, valid, logits=logits, sampling=sampling)
-    return _weighted_ce_from_map(
-        logits,
-        labels,
-        where,
-        class_weights,
-        shape_term,
-        activation=activation,
-        ignore_index=ignore_index,
-        reduction=reduction,
-    )
+    inp = _prepare(logits, labels, activation=activation, where=where,
+                   ignore_index=ignore_index, reduction=reduction, allowed=_CE_ACTIVATIONS,
+                   fused=True)  # the probabilities (mask) and the cross-entropy
+    weights = inp.per_class(class_weights)
+    masks, valid = _masks(inp, 0, "pred_target")
+    shape_term = _maps(_contour_distance, masks, valid, inp=inp, sampling=sampling)
+    return _weighted_ce(inp, shape_term, weights, reduction)
 
 
-@register(activations=_CE_ACTIVATIONS, kind="pixelwise")
+@register(activations=_CE_ACTIVATIONS)
 def distance_weighted_cross_entropy(
     logits: chex.Array,
     labels: chex.Array,
@@ -804,15 +624,9 @@ def distance_weighted_cross_entropy(
         positive float instead clips a fixed band,
         :math:`\Phi = \max\big(0, 1 - (D - D^{\min}) / \text{max\_distance}\big)`,
         the same for small and large objects.
-      activation: ``"softmax"`` (default, ``C >= 2``) or ``"sigmoid"``.
-      class_weights: optional ``[C]`` non-negative weights :math:`w_c`.
-      where: optional bool ``[B, *spatial]``; ``False`` pixels count for nothing
-        and are "don't care" for the maps.
-      ignore_index: integer label value treated as ``where=False``.
-      sampling: voxel spacing, one float for all axes or one per spatial axis.
-      reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
-        ``"sum"`` or ``"none"`` (``[B, *spatial]`` softmax, ``[B, *spatial, C]``
-        sigmoid). The weights do not change the denominator.
+      activation, class_weights, where, ignore_index, sampling, reduction: as
+        for :func:`shape_aware_loss`; the weights do not change the denominator
+        of the mean.
 
     Returns:
       A scalar, or the per-pixel/per-element loss for ``reduction="none"``.
@@ -832,27 +646,12 @@ def distance_weighted_cross_entropy(
       2019; Ma et al., `How distance transform maps boost segmentation CNNs: an
       empirical study <http://proceedings.mlr.press/v121/ma20b.html>`_, MIDL 2020.
     """
-    class_weights = _check_options(logits, reduction, class_weights)
+    inp = _prepare(logits, labels, activation=activation, where=where,
+                   ignore_index=ignore_index, reduction=reduction, allowed=_CE_ACTIVATIONS)
+    weights = inp.per_class(class_weights)
     if max_distance is not None:
-        _check_positive("max_distance", max_distance)
-    masks, valid = _masks(
-        logits,
-        labels,
-        where,
-        activation=activation,
-        ignore_index=ignore_index,
-        allowed=_CE_ACTIVATIONS,
-        first=0,
-        kind="target" if activation == "softmax" else "target_complement",
-    )
-    phi = _maps(_penalty_map, masks, valid, max_distance, logits=logits, sampling=sampling)
-    return _weighted_ce_from_map(
-        logits,
-        labels,
-        where,
-        class_weights,
-        phi,
-        activation=activation,
-        ignore_index=ignore_index,
-        reduction=reduction,
-    )
+        checks.check_positive("max_distance", max_distance)
+    kind = "target" if activation == "softmax" else "target_complement"
+    masks, valid = _masks(inp, 0, kind)
+    phi = _maps(_penalty_map, masks, valid, max_distance, inp=inp, sampling=sampling)
+    return _weighted_ce(inp, phi, weights, reduction)

@@ -12,43 +12,33 @@ without ``vmap``.
 Algorithm. The squared EDT is separable (Saito & Toriwaki; Felzenszwalb &
 Huttenlocher): a first pass along one axis gives the squared 1D distance to the
 nearest zero of each line (two ``lax.scan`` sweeps, linear), and each further
-axis replaces ``f`` by ``min_j f[j] + (s·(i − j))²`` along its lines. For that
-min-plus step we measured three exact strategies on CPU (``python -m
-benchmarks.bench_distance --strategies``: jax 0.10.2, 2 x86 cores shared with
-other jobs, so process CPU time; median ms per mask of random balls):
+axis replaces ``f`` by ``min_j f[j] + (s·(i − j))²`` along its lines.
 
-==================================  ======  =======  =======
-strategy                             256²    512²     96³
-==================================  ======  =======  =======
-loop over ``j``, running min         2.7     12.5     18.0
-broadcast ``[lines, i, j]``, chunks  2.9     23.2     32.7
-lower envelope, ``lax.scan``         5.3     35.1     125.7
-scipy ``distance_transform_edt``     2.8     10.8     90.8
-==================================  ======  =======  =======
-
-The first two are the same O(n²)-per-line brute force. The chosen one keeps
-the lines in the fast (minor) dimension and reads each source row once, so
-every step is one fused, vectorised elementwise update with O(size) memory (no
-``[n, n]`` broadcast is ever built). The lower envelope does O(n) work per line
-but its per-line stacks need a ``while_loop`` per position with gathers and
-scatters, which costs more than it saves at these sizes. The brute force costs
-``n_k`` updates per element for each axis ``k`` after the first, so the first
-pass runs along the longest axis; its time does not depend on the mask. It
-matches scipy at 256², is 5x faster at 96³ and ~15% slower at 512² on CPU;
-tiling the lines into cache-sized chunks did not help.
+For that min-plus step three exact strategies were measured (``python -m
+benchmarks.bench_distance --strategies``; numbers in benchmarks/RESULTS.md): a
+loop over ``j`` with a running minimum, a broadcast ``[lines, i, j]`` in chunks
+(the same O(n²)-per-line brute force), and the lower envelope with
+``lax.scan``. The chosen loop keeps the lines in the fast (minor) dimension and
+reads each source row once, so every step is one fused, vectorised elementwise
+update with O(size) memory (no ``[n, n]`` broadcast is ever built). The lower
+envelope does O(n) work per line but its per-line stacks need a ``while_loop``
+per position with gathers and scatters, which costs more than it saves at
+these sizes. The brute force costs ``n_k`` updates per element for each axis
+``k`` after the first, so the first pass runs along the longest axis; its time
+does not depend on the mask. Tiling the lines into cache-sized chunks did not
+help; the comparison with scipy is in benchmarks/RESULTS.md too.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-Sampling = float | Sequence[float] | jax.Array | None
+from segloss_jax._src.morphology import Sampling, check_spatial_ndim, spatial_axes
 
 
 def distance_transform_edt(mask: jax.Array, *, sampling: Sampling = None) -> jax.Array:
@@ -206,7 +196,7 @@ def _edt(masks: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
     fg = masks.astype(bool)
     spatial = masks.shape[masks.ndim - spatial_ndim :]
     sq = _squared_edt(fg, spacing, spatial_ndim)
-    has_zero = jnp.any(~fg, axis=_spatial_axes(fg.ndim, spatial_ndim), keepdims=True)
+    has_zero = jnp.any(~fg, axis=spatial_axes(fg.ndim, spatial_ndim), keepdims=True)
     border = _border_distance(spatial, spacing)
     border = border.reshape((1,) * (fg.ndim - spatial_ndim) + spatial)
     return lax.stop_gradient(jnp.where(has_zero, jnp.sqrt(sq), border))
@@ -219,7 +209,7 @@ def _signed(masks: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Arra
     sq = _squared_edt(jnp.stack([fg, ~fg]), spacing, spatial_ndim)
     inside, outside = jnp.sqrt(sq[0]), jnp.sqrt(sq[1])
     phi = jnp.where(fg, jnp.min(spacing) - inside, outside)
-    axes = _spatial_axes(fg.ndim, spatial_ndim)
+    axes = spatial_axes(fg.ndim, spatial_ndim)
     has_boundary = jnp.any(fg, axis=axes, keepdims=True) & jnp.any(~fg, axis=axes, keepdims=True)
     return lax.stop_gradient(jnp.where(has_boundary, phi, jnp.zeros((), phi.dtype)))
 
@@ -229,7 +219,7 @@ def _squared_edt(fg: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Ar
 
     Elements with no ``False`` in their spatial slice get at least ``big``.
     """
-    axes = _spatial_axes(fg.ndim, spatial_ndim)
+    axes = spatial_axes(fg.ndim, spatial_ndim)
     spatial = fg.shape[axes[0] :]
     # Larger than any squared distance inside the array: marks "no zero found".
     big = sum(jnp.square(spacing[k] * n) for k, n in enumerate(spatial))
@@ -304,10 +294,6 @@ def _check_mask(mask: jax.Array) -> None:
         )
 
 
-def _spatial_axes(ndim: int, spatial_ndim: int) -> tuple[int, ...]:
-    return tuple(range(ndim - spatial_ndim, ndim))
-
-
 def _result_dtype(mask: jax.Array, sampling: Sampling) -> jnp.dtype:
     # float64 only on request (x64 on and a float64 input); bf16/f16 masks give float32.
     wide = mask.dtype == jnp.float64 or getattr(sampling, "dtype", None) == jnp.float64
@@ -316,11 +302,7 @@ def _result_dtype(mask: jax.Array, sampling: Sampling) -> jnp.dtype:
 
 def _spacing(sampling: Sampling, masks: jax.Array, spatial_ndim: int) -> jax.Array:
     """``sampling`` as a ``[spatial_ndim]`` array of the result dtype, checked at trace time."""
-    if not 1 <= spatial_ndim <= min(3, masks.ndim):
-        raise ValueError(
-            f"`spatial_ndim` must be 1 to 3 and at most the rank of `masks` (shape "
-            f"{masks.shape}); got {spatial_ndim}."
-        )
+    check_spatial_ndim(masks, spatial_ndim, "masks")
     spatial = masks.shape[masks.ndim - spatial_ndim :]
     dtype = _result_dtype(masks, sampling)
     if sampling is None:

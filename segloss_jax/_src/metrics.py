@@ -29,7 +29,15 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from segloss_jax._src import checks
-from segloss_jax._src.distance import Sampling, distance_transform_edt
+from segloss_jax._src.distance import distance_transform_edt
+from segloss_jax._src.inputs import validity_mask
+from segloss_jax._src.morphology import (
+    Sampling,
+    contour,
+    is_float64,
+    join_sampling,
+    split_sampling,
+)
 
 # --------------------------------------------------------------------------- checks
 
@@ -72,17 +80,16 @@ def check_labels(labels: chex.Array, num_classes: int, where, ignore_index) -> j
 
 def counted(labels: jax.Array, num_classes: int, where, ignore_index,
             name: str = "labels") -> tuple[jax.Array, jax.Array]:
-    """int32 labels and the mask of pixels that count (``where``, not ignored, in range).
+    """int32 labels and the mask of pixels that count (``where`` non-zero, not
+    ``ignore_index``, in range), by the losses' validity rule
+    (:func:`~segloss_jax._src.inputs.validity_mask`).
 
     A value out of ``[0, C)`` at a pixel that should count is reported under
     ``checkify`` (like the losses' label check) and otherwise not counted.
     """
     # int32 so that `label * num_classes + pred` cannot overflow a narrow dtype.
     labels = labels.astype(jnp.int32)
-    valid = jnp.ones(labels.shape, bool) if where is None else jnp.broadcast_to(
-        where, labels.shape)
-    if ignore_index is not None:
-        valid = valid & (labels != ignore_index)
+    valid = validity_mask(labels.shape, labels=labels, where=where, ignore_index=ignore_index)
     in_range = (labels >= 0) & (labels < num_classes)
     checkify.debug_check(
         jnp.all(in_range | ~valid),
@@ -115,8 +122,8 @@ def confusion_matrix(
     outside ``[0, C)`` is not counted (under ``checkify`` it is reported).
 
     Built with one ``bincount`` of ``y·C + ŷ``, which never builds a
-    ``[pixels, C]`` array: on CPU it measured on par with a one-hot matrix
-    product at ``C = 2`` and 19× faster at ``C = 21`` (``benchmarks/bench_metrics.py``).
+    ``[pixels, C]`` array (against a one-hot matrix product: see
+    benchmarks/RESULTS.md).
     Counts are int32: exact for fewer than 2³¹ pixels per call; use
     :class:`ConfusionMatrixMetric` to accumulate more.
 
@@ -125,8 +132,8 @@ def confusion_matrix(
         shape: every element is a pixel), e.g. ``jnp.argmax(logits, -1)``.
       labels: integer target classes of the same shape.
       num_classes: number of classes ``C >= 2`` (a Python int: static under ``jit``).
-      where: optional bool mask broadcastable to the shape of ``labels``;
-        ``False`` pixels are not counted.
+      where: optional bool or integer mask broadcastable to the shape of
+        ``labels``; pixels where it is ``False`` (0) are not counted.
       ignore_index: label value whose pixels are not counted.
 
     Returns:
@@ -152,13 +159,14 @@ def confusion_matrix(
         raise ValueError(
             f"`pred_labels` has shape {pred_labels.shape} but `labels` has shape "
             f"{labels.shape}; both are class indices per pixel and must match.")
-    return _confusion_kernel(pred_labels, labels, where, num_classes=num_classes,
-                             ignore_index=ignore_index)
+    return _count_pairs(pred_labels, labels, where, num_classes=num_classes,
+                        ignore_index=ignore_index)
 
 
 # One compiled program per shape: eagerly, each of the dozen small ops would compile alone.
 @functools.partial(jax.jit, static_argnames=("num_classes", "ignore_index"))
-def _confusion_kernel(pred, labels, where, *, num_classes, ignore_index):
+def _count_pairs(pred, labels, where, *, num_classes, ignore_index):
+    """The ``[C, C]`` counts of :func:`confusion_matrix`."""
     labels, valid = counted(labels, num_classes, where, ignore_index)
     pred, valid_pred = counted(pred, num_classes, valid, None, "pred_labels")
     size = num_classes * num_classes
@@ -168,7 +176,7 @@ def _confusion_kernel(pred, labels, where, *, num_classes, ignore_index):
     return counts.astype(jnp.int32).reshape(num_classes, num_classes)
 
 
-def _confusion_stats(confusion: chex.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _tp_fp_fn(confusion: chex.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``tp, fp, fn`` per class (float) of ``[..., C, C]`` counts, rows = targets."""
     confusion = jnp.asarray(confusion)
     if confusion.ndim < 2 or confusion.shape[-1] != confusion.shape[-2]:
@@ -179,7 +187,8 @@ def _confusion_stats(confusion: chex.Array) -> tuple[jax.Array, jax.Array, jax.A
     return tp, jnp.sum(m, axis=-2) - tp, jnp.sum(m, axis=-1) - tp
 
 
-def _score(num: jax.Array, den: jax.Array) -> jax.Array:
+def _ratio_or_nan(num: jax.Array, den: jax.Array) -> jax.Array:
+    """``num / den``, NaN where ``den`` is 0 (an undefined score)."""
     return jnp.where(den > 0, num / jnp.where(den > 0, den, 1), jnp.nan)
 
 
@@ -207,8 +216,8 @@ def iou_from_confusion(confusion: chex.Array) -> jax.Array:
       >>> print(sl.iou_from_confusion(jnp.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]])))
       [0.75       0.6666667        nan]
     """
-    tp, fp, fn = _confusion_stats(confusion)
-    return _score(tp, tp + fp + fn)
+    tp, fp, fn = _tp_fp_fn(confusion)
+    return _ratio_or_nan(tp, tp + fp + fn)
 
 
 def dice_from_confusion(confusion: chex.Array) -> jax.Array:
@@ -233,8 +242,8 @@ def dice_from_confusion(confusion: chex.Array) -> jax.Array:
       >>> print(sl.dice_from_confusion(jnp.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]])))
       [0.85714287 0.8               nan]
     """
-    tp, fp, fn = _confusion_stats(confusion)
-    return _score(2 * tp, 2 * tp + fp + fn)
+    tp, fp, fn = _tp_fp_fn(confusion)
+    return _ratio_or_nan(2 * tp, 2 * tp + fp + fn)
 
 
 def iou_score(
@@ -261,7 +270,8 @@ def iou_score(
       pred_labels: integer predicted classes ``[B, *spatial]``.
       labels: integer target classes, same shape.
       num_classes: number of classes ``C >= 2`` (static).
-      where: optional bool mask of pixels that count, broadcastable to ``labels``.
+      where: optional bool or integer mask (non-zero = counted), broadcastable
+        to ``labels``.
       ignore_index: label value whose pixels do not count.
 
     Returns:
@@ -312,7 +322,8 @@ def dice_score(
       pred_labels: integer predicted classes ``[B, *spatial]``.
       labels: integer target classes, same shape.
       num_classes: number of classes ``C >= 2`` (static).
-      where: optional bool mask of pixels that count, broadcastable to ``labels``.
+      where: optional bool or integer mask (non-zero = counted), broadcastable
+        to ``labels``.
       ignore_index: label value whose pixels do not count.
 
     Returns:
@@ -371,8 +382,7 @@ def mean_score(scores: chex.Array, *, include_background: bool = True) -> jax.Ar
         scores = scores[..., 1:]
     defined = ~jnp.isnan(scores)
     total = jnp.sum(jnp.where(defined, scores, 0), axis=-1)
-    count = jnp.sum(defined, axis=-1)
-    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+    return _ratio_or_nan(total, jnp.sum(defined, axis=-1, dtype=total.dtype))
 
 
 # --------------------------------------------------------------------------- streaming
@@ -477,26 +487,12 @@ class ConfusionMatrixMetric(NamedTuple):
         """
         counts = self.counts()
         iou, dice = iou_from_confusion(counts), dice_from_confusion(counts)
-        accuracy = _score(jnp.trace(counts), jnp.sum(counts))
+        accuracy = _ratio_or_nan(jnp.trace(counts), jnp.sum(counts))
         return {"iou": iou, "dice": dice, "mean_iou": mean_score(iou),
                 "mean_dice": mean_score(dice), "accuracy": accuracy}
 
 
 # --------------------------------------------------------------------------- surface distances
-
-
-def _surface(mask: jax.Array) -> jax.Array:
-    """Mask elements with a face neighbour outside the mask; outside the array counts as
-    outside (``mask & ~binary_erosion(mask)`` with scipy's defaults)."""
-    padded = jnp.pad(mask, 1, constant_values=False)
-    inner = tuple(slice(1, -1) for _ in range(mask.ndim))
-    eroded = mask
-    for axis in range(mask.ndim):
-        for shift in (0, 2):
-            index = list(inner)
-            index[axis] = slice(shift, shift + mask.shape[axis])
-            eroded = eroded & padded[tuple(index)]
-    return mask & ~eroded
 
 
 def _check_masks(pred_mask: chex.Array, mask: chex.Array) -> tuple[jax.Array, jax.Array]:
@@ -512,21 +508,19 @@ def _check_masks(pred_mask: chex.Array, mask: chex.Array) -> tuple[jax.Array, ja
     return pred_mask.astype(bool), mask.astype(bool)
 
 
-def _split_sampling(sampling: Sampling) -> tuple[Sampling, Sampling]:
-    """``(static, dynamic)``: Python numbers go to ``jit`` as static values (so the
-    distance transform checks them), arrays as traced arguments."""
-    def is_number(x):
-        return isinstance(x, numbers.Real) and not isinstance(x, (bool, jax.Array))
-    if sampling is None or is_number(sampling):
-        return sampling, None
-    if isinstance(sampling, (tuple, list)) and all(map(is_number, sampling)):
-        return tuple(float(x) for x in sampling), None
-    return None, sampling
+def _sampling_args(sampling: Sampling) -> dict:
+    """``sampling`` for :func:`_surface_metric`: float64 distances for float64 spacing."""
+    static, traced = split_sampling(sampling)
+    return {"traced_sampling": traced, "static_sampling": static, "wide": is_float64(sampling)}
 
 
 def _directed_distances(pred_mask, mask, sampling):
-    """Surfaces of both masks and, on each, the distance to the other's surface."""
-    surf_p, surf_g = _surface(pred_mask), _surface(mask)
+    """Surfaces of both masks and, on each, the distance to the other's surface.
+
+    A surface is :func:`~segloss_jax._src.morphology.contour` with the image
+    border outside the mask: ``m & ~scipy.ndimage.binary_erosion(m)``.
+    """
+    surf_p, surf_g = (contour(m, m.ndim, border_outside=True) for m in (pred_mask, mask))
     # One batched transform: distance to the nearest surface element of g, then of p.
     edt = jax.vmap(lambda m: distance_transform_edt(m, sampling=sampling))
     to_g, to_p = edt(jnp.stack([~surf_g, ~surf_p]))
@@ -534,12 +528,12 @@ def _directed_distances(pred_mask, mask, sampling):
 
 
 # Compiled as one program: run eagerly op by op, the transform's loops would be
-# re-traced at every call (about a second even for small masks).
-@functools.partial(jax.jit, static_argnames=("static_sampling", "use_max", "symmetric"))
-def _surface_metric(pred_mask, mask, percentile, dynamic_sampling, *, static_sampling,
+# re-traced at every call (see benchmarks/RESULTS.md).
+@functools.partial(jax.jit, static_argnames=("static_sampling", "wide", "use_max", "symmetric"))
+def _surface_metric(pred_mask, mask, percentile, traced_sampling, *, static_sampling, wide,
                     use_max, symmetric):
     """Hausdorff (``symmetric is None``) or average surface distance."""
-    sampling = static_sampling if dynamic_sampling is None else dynamic_sampling
+    sampling = join_sampling(static_sampling, traced_sampling, wide)
     surf_p, surf_g, to_g, to_p = _directed_distances(pred_mask, mask, sampling)
     n_p, n_g = jnp.sum(surf_p), jnp.sum(surf_g)
     if symmetric is None:
@@ -570,9 +564,8 @@ def _masked_percentile(values: jax.Array, keep: jax.Array, q) -> jax.Array:
     ``values`` are non-negative (distances). The two order statistics the
     interpolation needs are found by bisection on the float bit patterns, which
     order like the values for non-negative floats: 31 masked counts over the
-    array (63 for float64), each one fused pass, instead of a sort: HD95 of a
-    256² pair measured 2.5x faster on CPU than with ``jnp.sort``
-    (``benchmarks/bench_metrics.py``).
+    array (63 for float64), each one fused pass, instead of a sort (faster on
+    CPU: see benchmarks/RESULTS.md).
     """
     if isinstance(q, numbers.Real) and q == 100:
         return jnp.max(jnp.where(keep, values, -jnp.inf))
@@ -677,9 +670,8 @@ def hausdorff_distance(
     pred_mask, mask = _check_masks(pred_mask, mask)
     checks.check_in_range("percentile", percentile, 0.0, 100.0)
     use_max = isinstance(percentile, numbers.Real) and percentile == 100
-    static, dynamic = _split_sampling(sampling)
-    return _surface_metric(pred_mask, mask, jnp.asarray(percentile, jnp.float32), dynamic,
-                           static_sampling=static, use_max=use_max, symmetric=None)
+    return _surface_metric(pred_mask, mask, jnp.asarray(percentile, jnp.float32),
+                           use_max=use_max, symmetric=None, **_sampling_args(sampling))
 
 
 def average_surface_distance(
@@ -735,7 +727,6 @@ def average_surface_distance(
       Imaging 2015.
     """
     pred_mask, mask = _check_masks(pred_mask, mask)
-    static, dynamic = _split_sampling(sampling)
-    return _surface_metric(pred_mask, mask, None, dynamic, static_sampling=static,
-                           use_max=False, symmetric=bool(symmetric))
+    return _surface_metric(pred_mask, mask, None, use_max=False, symmetric=bool(symmetric),
+                           **_sampling_args(sampling))
 

@@ -50,7 +50,8 @@ def inverse_frequency_weights(
         sample of batches.
       num_classes: number of classes ``C >= 2`` (static).
       power: exponent :math:`k \ge 0` (0 gives all ones).
-      where: optional bool mask broadcastable to ``labels``.
+      where: optional bool or integer mask (non-zero = counted), broadcastable
+        to ``labels``.
       ignore_index: label value whose pixels are not counted.
 
     Returns:

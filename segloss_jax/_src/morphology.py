@@ -1,0 +1,183 @@
+r"""Neighbourhoods on the pixel grid, and the voxel spacing (``sampling``) option.
+
+Arrays are ``[..., *spatial]``: the last ``spatial_ndim`` axes (1 to 3) are the
+image, the leading ones a batch. Everything here is pure JAX with static
+shapes (``lax.reduce_window``), so it runs under ``jit`` and ``vmap``.
+
+* :func:`contour`: the mask elements with a face neighbour outside the mask
+  (4-connectivity in 2D, 6 in 3D). What lies beyond the image border is
+  either outside the mask (the surface of the surface-distance metrics, scipy's
+  ``m & ~binary_erosion(m)``) or "don't care" (the contours of the boundary
+  losses); excluded pixels (``valid=False``) are always "don't care".
+* :func:`erode`, :func:`dilate`, :func:`opening`: grey-level morphology with
+  flat structuring elements, for the soft skeleton of clDice. Erosion is the
+  minimum over the cross (plus-shaped) neighbourhood, dilation the maximum over
+  the full ``3^d`` box; positions outside the image never win the minimum or
+  maximum. They are differentiable (through ``reduce_window``'s gradient).
+* :func:`split_sampling`, :func:`join_sampling`: the one rule for passing
+  ``sampling`` into a compiled stage: known host values (Python and NumPy
+  numbers) stay static, so the distance transform checks them at trace time;
+  JAX arrays are traced, so a new spacing does not recompile.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+Sampling = float | Sequence[float] | jax.Array | None
+
+
+def spatial_axes(ndim: int, spatial_ndim: int) -> tuple[int, ...]:
+    """The last ``spatial_ndim`` axes of a rank-``ndim`` array."""
+    return tuple(range(ndim - spatial_ndim, ndim))
+
+
+# --- neighbourhoods ----------------------------------------------------------------------
+
+
+def check_spatial_ndim(x: jax.Array, spatial_ndim: int, name: str = "x") -> None:
+    """``spatial_ndim`` must be 1 to 3 and at most the rank of ``x``."""
+    if not 1 <= spatial_ndim <= min(3, x.ndim):
+        raise ValueError(
+            f"`spatial_ndim` must be 1 to 3 and at most the rank of `{name}` (shape "
+            f"{x.shape}); got {spatial_ndim}.")
+
+
+def _extreme(dtype, op) -> jax.Array:
+    """The value that never wins ``op`` (min: the largest value, max: the smallest)."""
+    largest = op is lax.min
+    if dtype == jnp.bool_:
+        return jnp.asarray(largest)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.asarray(jnp.inf if largest else -jnp.inf, dtype)
+    info = jnp.iinfo(dtype)
+    return jnp.asarray(info.max if largest else info.min, dtype)
+
+
+def _window(x: jax.Array, op, axes: tuple[int, ...], outside=None) -> jax.Array:
+    """``op`` (``lax.min`` or ``lax.max``) over the 3-tap window of each of ``axes`` at once.
+
+    Positions outside the array hold ``outside``; ``None`` means a value that
+    never wins, so the window is simply cut at the border.
+    """
+    neutral = _extreme(x.dtype, op)
+    pads = [(1, 1) if axis in axes else (0, 0) for axis in range(x.ndim)]
+    if outside is not None:
+        x = jnp.pad(x, pads, constant_values=jnp.asarray(outside, x.dtype))
+        pads = [(0, 0)] * x.ndim
+    dims = tuple(3 if axis in axes else 1 for axis in range(x.ndim))
+    return lax.reduce_window(x, neutral, op, dims, (1,) * x.ndim, pads)
+
+
+def _cross_min(x: jax.Array, spatial_ndim: int, outside=None) -> jax.Array:
+    """Minimum over the centre and its face neighbours: one 3-tap window per axis."""
+    axes = spatial_axes(x.ndim, spatial_ndim)
+    out = _window(x, lax.min, axes[:1], outside)
+    for axis in axes[1:]:
+        out = jnp.minimum(out, _window(x, lax.min, (axis,), outside))
+    return out
+
+
+def erode(x: jax.Array, spatial_ndim: int) -> jax.Array:
+    """Grey-level erosion: the minimum over each element's cross neighbourhood.
+
+    The cross is the element and its ``2·spatial_ndim`` face neighbours
+    (``scipy.ndimage.grey_erosion`` with a plus-shaped footprint); positions
+    outside the image are ignored. ``x`` is ``[..., *spatial]`` of any real or
+    bool dtype; the result has its shape and dtype.
+    """
+    x = jnp.asarray(x)
+    check_spatial_ndim(x, spatial_ndim)
+    return _cross_min(x, spatial_ndim)
+
+
+def dilate(x: jax.Array, spatial_ndim: int) -> jax.Array:
+    """Grey-level dilation: the maximum over each element's full ``3^d`` neighbourhood.
+
+    ``scipy.ndimage.grey_dilation`` with a ``(3,) * d`` box; positions outside
+    the image are ignored. ``x`` is ``[..., *spatial]``; same shape and dtype out.
+    """
+    x = jnp.asarray(x)
+    check_spatial_ndim(x, spatial_ndim)
+    return _window(x, lax.max, spatial_axes(x.ndim, spatial_ndim))
+
+
+def opening(x: jax.Array, spatial_ndim: int) -> jax.Array:
+    """``dilate(erode(x))``: removes structures thinner than the cross."""
+    return dilate(erode(x, spatial_ndim), spatial_ndim)
+
+
+def contour(
+    masks: jax.Array,
+    spatial_ndim: int,
+    *,
+    valid: jax.Array | None = None,
+    border_outside: bool = True,
+) -> jax.Array:
+    """Mask elements with a face neighbour that is valid and outside the mask.
+
+    Args:
+      masks: bool ``[..., *spatial]``.
+      spatial_ndim: number of trailing spatial axes (1 to 3).
+      valid: optional bool, broadcastable to ``masks``: excluded elements are
+        "don't care", neither inside nor outside, and never on a contour.
+      border_outside: whether beyond the image border counts as outside the
+        mask (mask elements on the border are then contour) or as "don't care"
+        (a mask covering every valid element has no contour).
+
+    Returns:
+      Bool, the shape of ``masks``.
+    """
+    masks = jnp.asarray(masks, bool)
+    check_spatial_ndim(masks, spatial_ndim, "masks")
+    inside = masks if valid is None else masks | ~valid  # "don't care" never makes a contour
+    eroded = _cross_min(inside, spatial_ndim, outside=False if border_outside else None)
+    edge = masks & ~eroded
+    return edge if valid is None else edge & valid
+
+
+# --- sampling ----------------------------------------------------------------------------
+
+
+def _is_host_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def split_sampling(sampling: Sampling) -> tuple[Sampling, Sampling]:
+    """``(static, traced)`` parts of ``sampling``, exactly one of them not ``None``
+    (unless ``sampling`` is).
+
+    Host values (a Python or NumPy number, a sequence of them, a NumPy array of at
+    most one axis) become static Python floats: hashable, and checked by value
+    when the transform is traced. Anything else (JAX arrays, sequences holding
+    them) is traced. Rejoin the parts with :func:`join_sampling`.
+    """
+    if isinstance(sampling, (np.ndarray, np.generic)) and np.ndim(sampling) <= 1:
+        sampling = np.asarray(sampling).tolist()
+    if sampling is None:
+        return None, None
+    if _is_host_number(sampling):
+        return float(sampling), None
+    if isinstance(sampling, (tuple, list)) and all(map(_is_host_number, sampling)):
+        return tuple(float(x) for x in sampling), None
+    return None, sampling
+
+
+def join_sampling(static: Sampling, traced: Sampling, wide: bool = False) -> Sampling:
+    """The spacing from its two parts; as a float64 array when ``wide`` (for float64 maps)."""
+    sampling = static if traced is None else traced
+    if wide:
+        return jnp.asarray(1.0 if sampling is None else sampling, jnp.float64)
+    return sampling
+
+
+def is_float64(sampling: Sampling) -> bool:
+    """Whether ``sampling`` asks for float64 distances (a float64 array, x64 enabled)."""
+    dtype = getattr(sampling, "dtype", None)
+    return bool(jax.config.jax_enable_x64) and dtype == jnp.float64
