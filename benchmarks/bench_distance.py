@@ -94,7 +94,7 @@ def bench_main(reps: int) -> None:
             )
 
 
-# --- per-line strategies, for the table in the module docstring ------------------------
+# --- per-line strategies, for the table in benchmarks/RESULTS.md ------------------------
 
 
 def broadcast_chunks(f: jax.Array, axis: int, step: jax.Array) -> jax.Array:
