@@ -241,7 +241,9 @@ def _line_distance_sq(fg: jax.Array, axis: int, step: jax.Array, big: jax.Array)
         run = jnp.where(row, run + 1, 0)  # steps since the last zero
         return run, run
 
-    none_yet = jnp.full(x.shape[1:], n, jnp.int32)  # n is more than any in-line distance
+    # n is more than any in-line distance. Formed from `x`, so that inside shard_map the
+    # scan carry varies over the same mesh axes as the rows (a constant would not).
+    none_yet = jnp.full_like(x[0], n, jnp.int32)
     _, forward = lax.scan(sweep, none_yet, x)
     _, backward = lax.scan(sweep, none_yet, x, reverse=True)
     steps = jnp.minimum(forward, backward)
