@@ -4,7 +4,7 @@ Data flow. A loss checks and prepares its inputs once
 (:func:`~segloss_jax._src.inputs.prepare`: one activation, shared by the
 masks and the loss terms), then hands the prepared arrays to compiled stages:
 masks (``g > 0.5`` of the target and, where a loss needs one, ``p > 0.5`` of
-the prediction: the strict threshold of API.md §9.3) -> distance maps (one
+the prediction: the strict threshold of the conventions page) -> distance maps (one
 batched exact transform of :mod:`segloss_jax._src.distance` over images and
 classes at once, no Python loop over either) -> the per-unit loss (the
 cross-entropies weight :mod:`~segloss_jax._src.pixelwise`'s terms instead).
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Hashable
 from typing import NamedTuple
 
 import chex
@@ -57,6 +58,7 @@ from segloss_jax._src.morphology import (
 from segloss_jax._src.pixelwise import binary_ce, categorical_ce
 from segloss_jax._src.reduce import kept_units, reduce_pixels, reduce_units, safe_div
 from segloss_jax._src.registry import register
+from segloss_jax._src.stats import sum_across
 
 _ACTIVATIONS = ("softmax", "sigmoid", None)
 _CE_ACTIVATIONS = ("softmax", "sigmoid")
@@ -89,7 +91,7 @@ def _prepare(
 
 
 def _first_kept(num_classes: int, include_background: bool) -> int:
-    """Index of the first channel that counts (§9.2: channel 0 dropped only when C > 1)."""
+    """Index of the first channel that counts (channel 0 is dropped only when C > 1)."""
     return 0 if include_background or num_classes == 1 else 1
 
 
@@ -274,15 +276,15 @@ class _Units(NamedTuple):
 
 def _reduce_units(values, valid, class_weights, units: _Units) -> jax.Array:
     """Mean of ``[B, C', *spatial]`` values over the valid pixels of each unit, then
-    the reduction over units (API.md §3), a dropped background put back as 0."""
+    the reduction over units (see the conventions page), a dropped background put back
+    as 0."""
     axes = tuple(range(2, values.ndim))
     valid = valid[:, None]
     total = jnp.sum(jnp.where(valid, values, 0), axis=axes)
     count = jnp.sum(valid, axis=axes, dtype=values.dtype)  # [B, 1]
     if not units.per_image:
         total, count = jnp.sum(total, axis=0), jnp.sum(count, axis=0)
-        if units.axis_name is not None:
-            total, count = lax.psum((total, count), units.axis_name)
+        total, count = sum_across((total, count), units.axis_name)
     loss = safe_div(total, count)
     if units.first:
         loss = jnp.concatenate([jnp.zeros_like(loss[..., :1]), loss], axis=-1)
@@ -304,7 +306,8 @@ def _boundary_units(probs, valid, phi, class_weights, *, units):
     return _reduce_units(phi * _kept(probs, units.first), valid, class_weights, units)
 
 
-def _weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str) -> jax.Array:
+def _weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str,
+                 axis_name: Hashable | None) -> jax.Array:
     """Cross-entropy weighted by ``w_c (1 + term)``, reduced over valid pixels.
 
     ``class_weights`` is ``[1, ..., 1, C]`` (:meth:`~segloss_jax._src.inputs.Inputs.per_class`).
@@ -323,7 +326,7 @@ def _weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str) ->
         loss = categorical_ce(inp, weights * inp.target)
     else:
         loss = weights * binary_ce(inp)
-    return reduce_pixels(loss, inp.valid, reduction)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
 
 # --- public losses -----------------------------------------------------------------------
@@ -504,6 +507,7 @@ def shape_aware_loss(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     sampling: Sampling = None,
+    axis_name: Hashable | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     r"""Shape-aware loss: cross-entropy weighted by the predicted-to-target contour distance.
@@ -540,6 +544,8 @@ def shape_aware_loss(
       activation: ``"softmax"`` (default, ``C >= 2``) or ``"sigmoid"``.
       class_weights, where, ignore_index, sampling: as for
         :func:`hausdorff_dt_loss`; :math:`w_c` are the class weights.
+      axis_name: mapped axis over which the mean's sum and count are taken
+        (the global mean under ``shard_map``, :doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
         ``"sum"`` or ``"none"`` (``[B, *spatial]`` softmax, ``[B, *spatial, C]``
         sigmoid), as for :func:`~segloss_jax.cross_entropy`.
@@ -572,7 +578,7 @@ def shape_aware_loss(
     weights = inp.per_class(class_weights)
     masks, valid = _masks(inp, 0, "pred_target")
     shape_term = _maps(_contour_distance, masks, valid, inp=inp, sampling=sampling)
-    return _weighted_ce(inp, shape_term, weights, reduction)
+    return _weighted_ce(inp, shape_term, weights, reduction, axis_name)
 
 
 @register(activations=_CE_ACTIVATIONS)
@@ -586,6 +592,7 @@ def distance_weighted_cross_entropy(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     sampling: Sampling = None,
+    axis_name: Hashable | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     r"""Cross-entropy weighted by ``1 + Φ``, Φ an inverted distance map of the target.
@@ -624,8 +631,8 @@ def distance_weighted_cross_entropy(
         positive float instead clips a fixed band,
         :math:`\Phi = \max\big(0, 1 - (D - D^{\min}) / \text{max\_distance}\big)`,
         the same for small and large objects.
-      activation, class_weights, where, ignore_index, sampling, reduction: as
-        for :func:`shape_aware_loss`; the weights do not change the denominator
+      activation, class_weights, where, ignore_index, sampling, axis_name,
+        reduction: as for :func:`shape_aware_loss`; the weights do not change the denominator
         of the mean.
 
     Returns:
@@ -654,4 +661,4 @@ def distance_weighted_cross_entropy(
     kind = "target" if activation == "softmax" else "target_complement"
     masks, valid = _masks(inp, 0, kind)
     phi = _maps(_penalty_map, masks, valid, max_distance, inp=inp, sampling=sampling)
-    return _weighted_ce(inp, phi, weights, reduction)
+    return _weighted_ce(inp, phi, weights, reduction, axis_name)
