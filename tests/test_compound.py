@@ -1,4 +1,4 @@
-"""Compound losses and ``combine`` against float64 NumPy references from the formulas."""
+"""Compound losses and ``combine`` against the float64 NumPy references of ``reference.py``."""
 
 from __future__ import annotations
 
@@ -8,51 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 from jax.test_util import check_grads
 
 import segloss_jax as sl
-from segloss_jax._src.registry import loss_info
 
-# ----------------------------------------------------------------------------- references
-
-
-def softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def onehot(y, c):
-    return (y[..., None] == np.arange(c)).astype(np.float64) if c > 1 else (y == 1)[..., None] * 1.0
-
-
-def ref_dice_units(p, g, valid, per_image=False, smooth=1e-5):
-    """Per-unit Dice score, [C] (or [B, C] per image), over valid pixels."""
-    m = valid[..., None]
-    axes = tuple(range(1 if per_image else 0, p.ndim - 1))
-    tp = np.sum(m * p * g, axes)
-    den = np.sum(m * p, axes) + np.sum(m * g, axes)
-    return (2 * tp + smooth) / (den + smooth)
-
-
-def class_mean(loss, weights=None, keep=None):
-    w = np.ones(loss.shape[-1]) if weights is None else np.asarray(weights, np.float64)
-    w = w * (np.ones(loss.shape) if keep is None else keep)
-    per = np.sum(w * loss, -1) / np.sum(w, -1)
-    return per.mean() if per.ndim else per
-
-
-def ref_ce(p, g, valid, binary, weights=None):
-    c = p.shape[-1]
-    w = np.ones(c) if weights is None else np.asarray(weights, np.float64)
-    if binary:
-        e = -w * (g * np.log(p) + (1 - g) * np.log(1 - p))
-        return np.sum(valid[..., None] * e) / (valid.sum() * c)
-    e = -np.sum(w * g * np.log(p), -1)
-    return np.sum(valid * e) / valid.sum()
+# ----------------------------------------------------------------------------- inputs
 
 
 def inputs(act, seed=0, shape=(2, 5, 4), c=3):
@@ -61,8 +22,8 @@ def inputs(act, seed=0, shape=(2, 5, 4), c=3):
     x = rng.normal(scale=1.5, size=(*shape, c))
     y = rng.integers(0, max(c, 2), shape)
     y.reshape(shape[0], -1)[:, : max(c, 2)] = np.arange(max(c, 2))
-    p = softmax(x) if act == "softmax" else sigmoid(x)
-    return x, y, p, onehot(y, c)
+    p = ref.softmax(x) if act == "softmax" else ref.sigmoid(x)
+    return x, y, p, ref.one_hot(y, c)
 
 
 def mask(seed=1, shape=(2, 5, 4)):
@@ -84,9 +45,9 @@ def test_dice_ce_matches_reference(act, per_image):
         got = sl.dice_ce_loss(jnp.asarray(x), jnp.asarray(y), activation=act, per_image=per_image,
                               lambda_dice=0.7, lambda_ce=1.3, where=jnp.asarray(valid),
                               class_weights=None if w is None else jnp.asarray(w))
-    dice = class_mean(1 - ref_dice_units(p, g, valid, per_image), w)
-    ref = 0.7 * dice + 1.3 * ref_ce(p, g, valid, act == "sigmoid", w)
-    np.testing.assert_allclose(got, ref, rtol=1e-10)
+    dice = ref.reduce_units(1 - ref.dice_scores(p, g, valid, per_image), None, "mean", w)
+    want = 0.7 * dice + 1.3 * ref.mean_cross_entropy(p, g, valid, act == "sigmoid", w)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
 def test_dice_ce_routes_region_keywords_to_dice_only():
@@ -94,8 +55,8 @@ def test_dice_ce_routes_region_keywords_to_dice_only():
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
     kw = dict(include_background=False, classes="present", smooth=(0.0, 1e-6), per_image=True)
     got = sl.dice_ce_loss(x, y, ignore_index=2, **kw)
-    ref = sl.dice_loss(x, y, ignore_index=2, **kw) + sl.cross_entropy(x, y, ignore_index=2)
-    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    want = sl.dice_loss(x, y, ignore_index=2, **kw) + sl.cross_entropy(x, y, ignore_index=2)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
     # activation=None: probabilities; categorical for C > 1, binary for C == 1.
     probs = jax.nn.softmax(x)
     np.testing.assert_allclose(sl.dice_ce_loss(probs, y, activation=None),
@@ -113,8 +74,9 @@ def test_dice_focal_matches_reference_and_reduces_to_dice_ce():
         xj, yj = jnp.asarray(x), jnp.asarray(y)
         got = sl.dice_focal_loss(xj, yj, gamma=2.0, lambda_focal=0.5)
         focal = np.mean(-np.sum(g * (1 - p) ** 2 * np.log(p), -1))
-        ref = class_mean(1 - ref_dice_units(p, g, valid)) + 0.5 * focal
-        np.testing.assert_allclose(got, ref, rtol=1e-10)
+        dice = ref.reduce_units(1 - ref.dice_scores(p, g, valid), None, "mean")
+        want = dice + 0.5 * focal
+        np.testing.assert_allclose(got, want, rtol=1e-10)
         np.testing.assert_allclose(sl.dice_focal_loss(xj, yj, gamma=0.0), sl.dice_ce_loss(xj, yj),
                                    rtol=1e-12)
         xs, ys, ps, gs = inputs("sigmoid", seed=4)
@@ -123,8 +85,9 @@ def test_dice_focal_matches_reference_and_reduces_to_dice_ce():
         pt = ps * gs + (1 - ps) * (1 - gs)
         at = 0.25 * gs + 0.75 * (1 - gs)
         focal = np.mean(-at * (1 - pt) ** 2 * np.log(pt))
-        ref = class_mean(1 - ref_dice_units(ps, gs, np.ones(ys.shape, bool))) + focal
-        np.testing.assert_allclose(got, ref, rtol=1e-10)
+        dice = ref.reduce_units(1 - ref.dice_scores(ps, gs, np.ones(ys.shape, bool)), None, "mean")
+        want = dice + focal
+        np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- combo
@@ -141,8 +104,9 @@ def test_combo_matches_reference(act):
     c = p.shape[-1]
     mbce = -(beta * g * np.log(p) + (1 - beta) * (1 - g) * np.log(1 - p))
     mbce = np.sum(valid[..., None] * mbce) / (valid.sum() * c)
-    ref = alpha * mbce + (1 - alpha) * class_mean(1 - ref_dice_units(p, g, valid))
-    np.testing.assert_allclose(got, ref, rtol=1e-8)
+    dice = ref.reduce_units(1 - ref.dice_scores(p, g, valid), None, "mean")
+    want = alpha * mbce + (1 - alpha) * dice
+    np.testing.assert_allclose(got, want, rtol=1e-8)
 
 
 def test_combo_beta_weighs_false_negatives():
@@ -177,11 +141,11 @@ def test_exp_log_matches_reference(act, per_image, include_background, weighted)
                               where=jnp.asarray(valid),
                               class_weights=None if w is None else jnp.asarray(w))
     c = p.shape[-1]
-    dice = ref_dice_units(p, g, valid, per_image, smooth=1.0)
-    keep = np.ones(dice.shape)
+    dice = ref.dice_scores(p, g, valid, per_image, smooth=1.0)
+    keep = np.ones(dice.shape, bool)
     if not include_background and c > 1:
-        keep[..., 0] = 0
-    dice_term = class_mean((-np.log(dice)) ** gamma, w, keep)
+        keep[..., 0] = False
+    dice_term = ref.reduce_units((-np.log(dice)) ** gamma, keep, "mean", w)
     ww = np.ones(c) if w is None else w
     if act == "sigmoid":
         bce = -(g * np.log(p) + (1 - g) * np.log(1 - p))
@@ -212,13 +176,6 @@ def test_float64_gradients_match_finite_differences(name):
         check_grads(f, (jnp.asarray(x),), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
 
 
-def test_registered_as_compound():
-    for name in ("combo", "exp_log", "dice_ce", "dice_focal"):
-        info = loss_info(name)
-        assert info.kind == "compound" and info.activations[0] == "softmax"
-        assert sl.get_loss(name) is getattr(sl, f"{name}_loss")
-
-
 @pytest.mark.parametrize("name,kw", [("dice_ce_loss", "lambda_ce"), ("dice_focal_loss",
                                                                      "lambda_focal"),
                                      ("exp_log_loss", "w_dice")])
@@ -236,15 +193,15 @@ def test_combine_is_the_weighted_sum_and_jits():
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(jnp.where(mask(11), y, 255))
     fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5, "focal": 0.25}, ignore_index=255,
                     per_loss={"focal": {"gamma": 1.0}})
-    ref = (sl.dice_loss(x, y, ignore_index=255) + 0.5 * sl.cross_entropy(x, y, ignore_index=255)
+    want = (sl.dice_loss(x, y, ignore_index=255) + 0.5 * sl.cross_entropy(x, y, ignore_index=255)
            + 0.25 * sl.focal_loss(x, y, ignore_index=255, gamma=1.0))
-    np.testing.assert_allclose(fn(x, y), ref, rtol=1e-6)
-    np.testing.assert_allclose(jax.jit(fn)(x, y), ref, rtol=1e-6)
+    np.testing.assert_allclose(fn(x, y), want, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(fn)(x, y), want, rtol=1e-6)
     grad = jax.grad(fn)(x, y)
     assert np.all(np.asarray(grad)[np.asarray(y) == 255] == 0)
     # Call-time keywords reach every member and override the shared ones.
     np.testing.assert_allclose(fn(x, y, ignore_index=None, where=jnp.asarray(mask(11))),
-                               ref, rtol=1e-6)
+                               want, rtol=1e-6)
     assert fn.weights == {"dice": 1.0, "cross_entropy": 0.5, "focal": 0.25}
     # Compounds combine too, and sigmoid members with an explicit activation.
     xb, yb, _, _ = inputs("sigmoid")

@@ -1,15 +1,12 @@
 """Lovász losses against the Lovász extension computed from its definition.
 
-The float64 NumPy reference never sorts with a tie rule: it uses the threshold
-(Choquet) form of the Lovász extension of a set function ``Δ`` with ``Δ(∅) = 0``,
-
-    Δ̄(e) = Σ_j (v_j − v_{j+1}) · Δ({i : e_i ≥ v_j}),   v_1 > v_2 > … distinct errors, v_{m+1} = 0,
-
-with ``Δ`` the Jaccard loss ``1 − |g \\ M| / |g ∪ M|`` of the set ``M`` of mispredicted
-pixels. Units, class selection and means follow the peers' procedure (flatten,
-drop excluded pixels, one binary problem per class, mean of the per-image means).
-Gradients are compared with autodiff through a naive JAX implementation
-(stable argsort, gather, cumulative sums) written here.
+The float64 NumPy reference (``reference.lovasz_extension``) never sorts with a
+tie rule: it uses the threshold (Choquet) form of the Lovász extension of the
+Jaccard loss of the set of mispredicted pixels. Units, class selection and means
+follow the peers' procedure (flatten, drop excluded pixels, one binary problem
+per class, mean of the per-image means). Gradients are compared with autodiff
+through a naive JAX implementation (stable argsort, gather, cumulative sums)
+written here.
 """
 
 from __future__ import annotations
@@ -20,100 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import segloss_jax as sl
-
-# ------------------------------------------------------------------ NumPy references
-
-
-def np_jaccard_loss(mistakes, g):
-    union = np.sum(g | mistakes)
-    return 0.0 if union == 0 else 1.0 - np.sum(g & ~mistakes) / union
-
-
-def np_lovasz_extension(e, g):
-    """Threshold form of the Lovász extension of the Jaccard loss (module docstring)."""
-    e = np.asarray(e, np.float64)
-    g = np.asarray(g, bool)
-    levels = np.unique(e[e > 0])[::-1]
-    value = 0.0
-    for j, v in enumerate(levels):
-        below = levels[j + 1] if j + 1 < len(levels) else 0.0
-        value += (v - below) * np_jaccard_loss(e >= v, g)
-    return value
-
-
-def np_probs(x, activation):
-    if activation == "softmax":
-        z = np.exp(x - x.max(-1, keepdims=True))
-        return z / z.sum(-1, keepdims=True)
-    if activation == "sigmoid":
-        return 1 / (1 + np.exp(-x))
-    return x
-
-
-def np_target(labels, c):
-    if np.issubdtype(labels.dtype, np.floating):
-        return labels > 0.5
-    if c == 1:
-        return (labels == 1)[..., None]
-    return labels[..., None] == np.arange(c)
-
-
-def np_reduce(loss, keep, reduction, weights):
-    """API.md §3 reduction of [B, C] or [C] unit losses."""
-    loss = np.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss
-    w = np.where(keep, np.broadcast_to(weights, loss.shape), 0.0)
-    if reduction == "sum":
-        return np.sum(w * loss)
-    if loss.ndim == 1:
-        return np.sum(w * loss) / np.sum(w) if np.sum(w) > 0 else 0.0
-    images = [np.sum(w[b] * loss[b]) / np.sum(w[b]) for b in range(len(loss)) if keep[b].any()]
-    return np.mean(images) if images else 0.0
-
-
-def np_lovasz_softmax(x, labels, *, per_image=False, classes="present", activation="softmax",
-                      class_weights=None, include_background=True, valid=None,
-                      reduction="mean"):
-    x = np.asarray(x, np.float64)
-    b, c = x.shape[0], x.shape[-1]
-    p = np_probs(x, activation).reshape(b, -1, c)
-    g = np_target(np.asarray(labels), c).reshape(b, -1, c)
-    valid = np.ones(p.shape[:2], bool) if valid is None else np.asarray(valid).reshape(b, -1)
-    groups = [[i] for i in range(b)] if per_image else [list(range(b))]
-    loss = np.zeros((len(groups), c))
-    keep = np.zeros((len(groups), c), bool)
-    for u, images in enumerate(groups):
-        for k in range(c):
-            m = valid[images]
-            gk, pk = g[images, :, k][m], p[images, :, k][m]
-            keep[u, k] = (m.any() and (classes == "all" or gk.any())
-                          and (include_background or c == 1 or k > 0))
-            loss[u, k] = np_lovasz_extension(np.abs(gk - pk), gk)
-    if not per_image:
-        loss, keep = loss[0], keep[0]
-    weights = np.ones(c) if class_weights is None else np.asarray(class_weights, np.float64)
-    return np_reduce(loss, keep, reduction, weights)
-
-
-def np_lovasz_hinge(x, labels, *, per_image=True, valid=None, reduction="mean"):
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
-    g = np.asarray(labels).reshape(len(x), -1) == 1
-    valid = np.ones(x.shape, bool) if valid is None else np.asarray(valid).reshape(x.shape)
-    e = np.maximum(1 - x * np.where(g, 1.0, -1.0), 0)
-    groups = [[i] for i in range(len(x))] if per_image else [list(range(len(x)))]
-    loss = np.array([np_lovasz_extension(e[i][valid[i]], g[i][valid[i]]) for i in groups])
-    keep = np.array([valid[i].any() for i in groups])
-    out = np_reduce(loss[:, None], keep[:, None], reduction, np.ones(1))
-    if reduction == "none":
-        return out[:, 0] if per_image else out[0, 0]
-    return out
-
 
 # ----------------------------------------------------------- naive JAX (for gradients)
 
@@ -133,7 +42,7 @@ def naive_lovasz_softmax(x, labels, valid, *, per_image, activation="softmax"):
     b, c = x.shape[0], x.shape[-1]
     p = {"softmax": lambda a: jax.nn.softmax(a, -1), "sigmoid": jax.nn.sigmoid,
          None: lambda a: a}[activation](x).reshape(b, -1, c)
-    g = np_target(np.asarray(labels), c).reshape(b, -1, c)
+    g = ref.binary_target(np.asarray(labels), c).reshape(b, -1, c)
     valid = np.asarray(valid).reshape(b, -1)
     groups = [[i] for i in range(b)] if per_image else [list(range(b))]
     means = []
@@ -179,15 +88,15 @@ def test_reference_is_the_jaccard_loss_on_binary_errors():
     rng = np.random.default_rng(0)
     g = rng.random(20) < 0.4
     mistakes = rng.random(20) < 0.3
-    assert np_lovasz_extension(mistakes.astype(float), g) == pytest.approx(
-        np_jaccard_loss(mistakes, g))
+    assert ref.lovasz_extension(mistakes.astype(float), g) == pytest.approx(
+        ref.jaccard_set_loss(mistakes, g))
 
 
 @pytest.mark.parametrize("shape", [(2, 9), (2, 5, 4), (2, 3, 3, 4)], ids=["1d", "2d", "3d"])
 @pytest.mark.parametrize("per_image", [False, True])
 def test_softmax_values_match_definition(shape, per_image):
     x, labels = random_case(1, shape=shape)
-    expected = np_lovasz_softmax(x, labels, per_image=per_image)
+    expected = ref.lovasz_softmax(x, labels, per_image=per_image)
     got = f32(sl.lovasz_softmax_loss, x, labels, per_image=per_image)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     got64 = f64(sl.lovasz_softmax_loss, x.astype(np.float64), labels, per_image=per_image)
@@ -209,7 +118,7 @@ def test_softmax_options_match_definition(seed, per_image, classes, include_back
     weights = rng.uniform(0.5, 2.0, size=3)
     kwargs = dict(per_image=per_image, classes=classes, include_background=include_background,
                   activation=activation, reduction=reduction)
-    expected = np_lovasz_softmax(x, labels, class_weights=weights, valid=valid, **kwargs)
+    expected = ref.lovasz_softmax(x, labels, class_weights=weights, valid=valid, **kwargs)
     got = f32(lambda a, y, w, v: sl.lovasz_softmax_loss(a, y, class_weights=w, where=v, **kwargs),
               x, labels, weights, valid)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
@@ -218,7 +127,7 @@ def test_softmax_options_match_definition(seed, per_image, classes, include_back
 def test_ignore_index_equals_where():
     x, labels = random_case(3)
     ignored = np.random.default_rng(3).random(labels.shape) < 0.3
-    expected = np_lovasz_softmax(x, labels, valid=~ignored, per_image=True)
+    expected = ref.lovasz_softmax(x, labels, valid=~ignored, per_image=True)
     got = f32(sl.lovasz_softmax_loss, x, np.where(ignored, 255, labels), per_image=True,
               ignore_index=255)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
@@ -253,7 +162,7 @@ def test_absent_class_with_all_is_the_largest_probability():
     x, _ = random_case(6, shape=(1, 8))
     labels = np.zeros((1, 8), int)  # classes 1 and 2 absent
     per_class = f32(sl.lovasz_softmax_loss, x, labels, classes="all", reduction="none")
-    p = np_probs(x.astype(np.float64), "softmax")[0]
+    p = ref.probs(x.astype(np.float64), "softmax")[0]
     np.testing.assert_allclose(per_class[1:], p[:, 1:].max(0), rtol=1e-6)
 
 
@@ -264,7 +173,7 @@ def test_hinge_values_match_definition(shape, per_image):
     x = rng.normal(size=shape).astype(np.float32)
     labels = rng.integers(0, 2, size=shape)
     labels[0] = 0  # an image without foreground still counts
-    expected = np_lovasz_hinge(x, labels, per_image=per_image)
+    expected = ref.lovasz_hinge(x, labels, per_image=per_image)
     got = f32(sl.lovasz_hinge_loss, x, labels, per_image=per_image)  # channel-less logits
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     got = f32(sl.lovasz_hinge_loss, x[..., None], labels, per_image=per_image)
@@ -281,7 +190,7 @@ def test_hinge_masks_and_reductions(per_image, reduction):
     labels = rng.integers(0, 2, size=(3, 5, 4))
     ignored = rng.random(labels.shape) < 0.3
     ignored[1] = True  # an image without valid pixels leaves the mean
-    expected = np_lovasz_hinge(x, labels, valid=~ignored, per_image=per_image,
+    expected = ref.lovasz_hinge(x, labels, valid=~ignored, per_image=per_image,
                                reduction=reduction)
     got = f32(sl.lovasz_hinge_loss, x, np.where(ignored, 255, labels), per_image=per_image,
               ignore_index=255, reduction=reduction)

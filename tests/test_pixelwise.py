@@ -1,4 +1,4 @@
-"""Pixel-wise losses against float64 NumPy references written from the formulas."""
+"""Pixel-wise losses against the float64 NumPy references of ``reference.py``."""
 
 from __future__ import annotations
 
@@ -7,60 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import segloss_jax as sl
 
-# ------------------------------------------------------------------ NumPy references
-
-
-def np_sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def np_softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def np_onehot(labels, c):
-    if c == 1:
-        return (labels == 1).astype(np.float64)[..., None]
-    return (labels[..., None] == np.arange(c)).astype(np.float64)
-
-
-def np_mean(loss, valid):
-    """Mean over valid pixels (loss [B,*S]) or valid elements (loss [B,*S,C])."""
-    if loss.ndim == valid.ndim + 1:
-        valid = np.broadcast_to(valid[..., None], loss.shape)
-    return loss[valid].sum() / max(valid.sum(), 1)
-
-
-def np_bce(x, g, pos_weight=1.0, neg_weight=1.0):
-    p = np_sigmoid(x)
-    return -(pos_weight * g * np.log(p) + neg_weight * (1 - g) * np.log(1 - p))
-
-
-def np_ce(x, g, weights=1.0, smoothing=0.0):
-    c = x.shape[-1]
-    g = (1 - smoothing) * g + smoothing / c
-    return -(weights * g * np.log(np_softmax(x))).sum(-1)
-
-
-def np_focal_softmax(x, g, gamma, alpha):
-    p = np_softmax(x)
-    return -(alpha * g * (1 - p) ** gamma * np.log(p)).sum(-1)
-
-
-def np_focal_sigmoid(x, g, gamma, alpha=None):
-    p = np_sigmoid(x)
-    pt = p * g + (1 - p) * (1 - g)
-    loss = (1 - pt) ** gamma * np_bce(x, g)
-    if alpha is not None:
-        loss = loss * (alpha * g + (1 - alpha) * (1 - g))
-    return loss
+# --------------------------------------------------------------------------- helpers
 
 
 def random_case(seed, shape=(2, 5, 4), c=3, scale=3.0):
@@ -84,8 +38,8 @@ def f64(fn, *args, **kwargs):
 @pytest.mark.parametrize("pos_weight", [None, 2.5])
 def test_binary_cross_entropy_matches_reference(c, pos_weight):
     x, labels = random_case(0, c=c)
-    g = np_onehot(labels, c)
-    expected = np_bce(x, g, 1.0 if pos_weight is None else pos_weight).mean()
+    g = ref.one_hot(labels, c)
+    expected = ref.bce(ref.sigmoid(x), g, 1.0 if pos_weight is None else pos_weight).mean()
     got = f64(sl.binary_cross_entropy, x, labels, pos_weight=pos_weight)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -96,14 +50,14 @@ def test_binary_cross_entropy_soft_labels_class_weights_and_mask():
     g = rng.random((2, 4, 3, 2))
     valid = rng.random((2, 4, 3)) > 0.3
     w = np.array([0.5, 2.0])
-    expected = np_mean(np_bce(x, g) * w, valid)
+    expected = ref.pixel_mean(ref.bce(ref.sigmoid(x), g) * w, valid)
     got = f64(sl.binary_cross_entropy, x, g, class_weights=w, where=valid)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_binary_cross_entropy_matches_optax():
     x, labels = random_case(2, c=1)
-    g = np_onehot(labels, 1)
+    g = ref.one_hot(labels, 1)
     expected = optax.losses.sigmoid_binary_cross_entropy(jnp.asarray(x), jnp.asarray(g)).mean()
     got = sl.binary_cross_entropy(jnp.asarray(x, jnp.float32), jnp.asarray(labels))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
@@ -128,18 +82,18 @@ def test_binary_cross_entropy_gradient_at_zero_logit():
 
 def test_weighted_cross_entropy_is_bce_with_pos_weight():
     x, labels = random_case(4, c=1)
-    g = np_onehot(labels, 1)
+    g = ref.one_hot(labels, 1)
     got = f64(sl.weighted_cross_entropy, x, labels, beta=3.0)
-    np.testing.assert_allclose(got, np_bce(x, g, 3.0).mean(), rtol=1e-12)
+    np.testing.assert_allclose(got, ref.bce(ref.sigmoid(x), g, 3.0).mean(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("beta", [None, 0.8])
 def test_balanced_cross_entropy_matches_reference(beta):
     x, labels = random_case(5, c=1)
     valid = np.random.default_rng(6).random(labels.shape) > 0.2
-    g = np_onehot(labels, 1)
+    g = ref.one_hot(labels, 1)
     b = 1 - g[valid].mean() if beta is None else beta
-    expected = np_mean(np_bce(x, g, b, 1 - b), valid)
+    expected = ref.pixel_mean(ref.bce(ref.sigmoid(x), g, b, 1 - b), valid)
     got = f64(sl.balanced_cross_entropy, x, labels, beta=beta, where=valid)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -149,7 +103,7 @@ def test_cross_entropy_matches_reference(smoothing):
     x, labels = random_case(7, c=4)
     w = np.array([0.2, 1.0, 3.0, 0.5])
     valid = labels != 2
-    expected = np_mean(np_ce(x, np_onehot(labels, 4), w, smoothing), valid)
+    expected = ref.pixel_mean(ref.ce(ref.softmax(x), ref.one_hot(labels, 4), w, smoothing), valid)
     got = f64(sl.cross_entropy, x, labels, class_weights=w, label_smoothing=smoothing,
               ignore_index=2)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
@@ -157,7 +111,7 @@ def test_cross_entropy_matches_reference(smoothing):
 
 def test_cross_entropy_dense_labels_equal_integer_labels():
     x, labels = random_case(8, c=5)
-    dense = np_onehot(labels, 5)
+    dense = ref.one_hot(labels, 5)
     np.testing.assert_allclose(f64(sl.cross_entropy, x, dense), f64(sl.cross_entropy, x, labels),
                                rtol=1e-12)
 
@@ -190,7 +144,7 @@ def test_focal_softmax_matches_reference(gamma, alpha):
         alpha_vec = arg = np.array([0.1, 0.6, 0.3])
     else:
         alpha_vec, arg = np.array([1 - alpha, alpha, alpha]), alpha
-    expected = np_focal_softmax(x, np_onehot(labels, 3), gamma, alpha_vec).mean()
+    expected = ref.focal_softmax(ref.softmax(x), ref.one_hot(labels, 3), gamma, alpha_vec).mean()
     got = f64(sl.focal_loss, x, labels, gamma=gamma, alpha=arg)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -199,15 +153,15 @@ def test_focal_softmax_matches_reference(gamma, alpha):
 @pytest.mark.parametrize("gamma", [0.0, 2.0])
 def test_focal_sigmoid_matches_reference_and_optax(gamma, alpha):
     x, labels = random_case(11, c=2)
-    g = np_onehot(labels, 2)
-    expected = np_focal_sigmoid(x, g, gamma, alpha).mean()
+    g = ref.one_hot(labels, 2)
+    expected = ref.focal_sigmoid(ref.sigmoid(x), g, gamma, alpha).mean()
     got = f64(sl.focal_loss, x, labels, gamma=gamma, alpha=alpha, activation="sigmoid")
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    ref = optax.losses.sigmoid_focal_loss(jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32),
-                                          alpha=alpha, gamma=gamma).mean()
+    peer = optax.losses.sigmoid_focal_loss(jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32),
+                                           alpha=alpha, gamma=gamma).mean()
     got32 = sl.focal_loss(jnp.asarray(x, jnp.float32), jnp.asarray(labels), gamma=gamma,
                           alpha=alpha, activation="sigmoid")
-    np.testing.assert_allclose(got32, ref, rtol=1e-5)
+    np.testing.assert_allclose(got32, peer, rtol=1e-5)
 
 
 def test_focal_gamma_zero_is_cross_entropy():
@@ -231,7 +185,7 @@ def test_focal_small_gamma_gradient_finite_at_certainty():
 def test_reductions(reduction):
     x, labels = random_case(14, c=3)
     valid = labels != 0
-    per_pixel = np_ce(x, np_onehot(labels, 3)) * valid
+    per_pixel = ref.ce(ref.softmax(x), ref.one_hot(labels, 3)) * valid
     got = f64(sl.cross_entropy, x, labels, where=valid, reduction=reduction)
     np.testing.assert_allclose(got, per_pixel.sum() if reduction == "sum" else per_pixel,
                                rtol=1e-12)
@@ -273,7 +227,7 @@ def test_cross_entropy_gradient_is_softmax_minus_target():
     x, labels = random_case(18, c=3)
     grad = f64(lambda l: jax.grad(lambda z: sl.cross_entropy(z, jnp.asarray(labels),
                                                               reduction="sum"))(l), x)
-    np.testing.assert_allclose(grad, np_softmax(x) - np_onehot(labels, 3), atol=1e-12)
+    np.testing.assert_allclose(grad, ref.softmax(x) - ref.one_hot(labels, 3), atol=1e-12)
 
 
 # ------------------------------------------------------------------ property tests
@@ -290,17 +244,18 @@ def test_property_shapes_and_references(spatial, c, seed):
     shape = (2, *spatial)
     x = rng.normal(scale=3, size=(*shape, c))
     labels = rng.integers(0, max(c, 2), size=shape)
-    g = np_onehot(labels, c)
-    np.testing.assert_allclose(f64(sl.binary_cross_entropy, x, labels), np_bce(x, g).mean(),
+    g = ref.one_hot(labels, c)
+    p, q = ref.sigmoid(x), ref.softmax(x)
+    np.testing.assert_allclose(f64(sl.binary_cross_entropy, x, labels), ref.bce(p, g).mean(),
                                rtol=1e-10)
     np.testing.assert_allclose(
-        f64(sl.focal_loss, x, labels, activation="sigmoid"), np_focal_sigmoid(x, g, 2.0).mean(),
+        f64(sl.focal_loss, x, labels, activation="sigmoid"), ref.focal_sigmoid(p, g, 2.0).mean(),
         rtol=1e-10)
     if c > 1:
-        np.testing.assert_allclose(f64(sl.cross_entropy, x, labels), np_ce(x, g).mean(),
+        np.testing.assert_allclose(f64(sl.cross_entropy, x, labels), ref.ce(q, g).mean(),
                                    rtol=1e-10)
         np.testing.assert_allclose(f64(sl.focal_loss, x, labels),
-                                   np_focal_softmax(x, g, 2.0, 1.0).mean(), rtol=1e-10)
+                                   ref.focal_softmax(q, g, 2.0, 1.0).mean(), rtol=1e-10)
 
 
 # ------------------------------------------------------------------------ bad input

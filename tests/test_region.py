@@ -1,10 +1,11 @@
 """Tests of the region losses (Dice, Jaccard, Tversky families).
 
-Expected values come from the reference below, written from the formulas of
-API.md §3/§9 and the papers, independently of ``segloss_jax``. It is generic in
-the array module ``xp``: with NumPy in float64 it gives the golden values; with
-``jax.numpy`` it is the *plain formula* whose autodiff gradient the shared
-``custom_vjp`` backward must reproduce.
+Expected values come from ``reference.region_loss``, written from the formulas and
+the papers, independently of ``segloss_jax``. It is generic in the array module
+``xp``: with NumPy in float64 it gives the golden values; with ``jax.numpy`` it is
+the *plain formula* whose autodiff gradient the shared ``custom_vjp`` backward of
+the region engine (``engine.py``) must reproduce. Those engine checks stay here,
+parametrised over the region losses, beside the per-loss cases they use.
 """
 
 from __future__ import annotations
@@ -15,159 +16,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 from jax.test_util import check_grads
 
 import segloss_jax as sl
 
-LOSSES = (
-    "dice_loss",
-    "jaccard_loss",
-    "tversky_loss",
-    "focal_tversky_loss",
-    "sensitivity_specificity_loss",
-    "log_cosh_dice_loss",
-    "generalized_dice_loss",
-    "jaccard_metric_loss",
-    "dice_semimetric_loss",
-)
-TINY64 = np.finfo(np.float64).tiny
+LOSSES = ref.REGION_LOSSES
 
 
 # --------------------------------------------------------------------------------------
-# Reference implementation (xp = numpy for golden values, jax.numpy for plain autodiff).
+# Fixtures.
 # --------------------------------------------------------------------------------------
-
-
-def ref_probs(xp, logits, activation):
-    if activation == "softmax":
-        e = xp.exp(logits - xp.max(logits, axis=-1, keepdims=True))
-        return e / xp.sum(e, axis=-1, keepdims=True)
-    if activation == "sigmoid":
-        return 1 / (1 + xp.exp(-logits))
-    return logits
-
-
-def ref_target(labels, num_classes):
-    labels = np.asarray(labels)
-    if labels.dtype.kind in "iub":
-        if num_classes == 1:
-            return (labels == 1)[..., None].astype(np.float64)
-        return (labels[..., None] == np.arange(num_classes)).astype(np.float64)
-    return labels.astype(np.float64)
-
-
-def ref_valid(labels, pixel_shape, where=None, ignore_index=None):
-    valid = np.ones(pixel_shape, bool)
-    if where is not None:
-        valid = valid & np.broadcast_to(np.asarray(where), pixel_shape)
-    if ignore_index is not None:
-        valid = valid & (np.asarray(labels) != ignore_index)
-    return valid
-
-
-def ratio(xp, num, den, smooth):
-    """(num + s_num) / (den + s_den); 1 where the smoothed denominator is 0 (§9.5)."""
-    s_num, s_den = smooth
-    num, den = num + s_num, den + s_den
-    zero = den == 0
-    return xp.where(zero, 1.0, num / xp.where(zero, 1.0, den))
-
-
-def ref_keep(sum_g, include_background, classes):
-    num_classes = sum_g.shape[-1]
-    keep = np.ones(sum_g.shape, bool)
-    if not include_background and num_classes > 1:
-        keep[..., 0] = False
-    if classes == "present":
-        keep = keep & (np.asarray(sum_g) > 0)
-    return keep
-
-
-def ref_reduce(xp, loss, keep, reduction, class_weights=None):
-    """API.md §3 reduction of a per-unit loss [B, C] or [C]."""
-    loss = xp.where(keep, loss, 0.0)
-    if reduction == "none":
-        return loss
-    w = np.ones(loss.shape) if class_weights is None else np.broadcast_to(
-        np.asarray(class_weights, np.float64), loss.shape)
-    w = np.where(keep, w, 0.0)
-    if reduction == "sum":
-        return xp.sum(w * loss)
-    num, den = xp.sum(w * loss, axis=-1), w.sum(-1)
-    per_unit = xp.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    if loss.ndim == 1:
-        return per_unit
-    kept = keep.any(-1)
-    return xp.sum(xp.where(kept, per_unit, 0.0)) / max(kept.sum(), 1)
-
-
-def reference(name, logits, labels, *, xp=np, activation="softmax", smooth=1e-5,
-              per_image=False, include_background=True, classes="all", class_weights=None,
-              ignore_index=None, where=None, reduction="mean", squared=False, log=False,
-              alpha=None, beta=None, gamma=0.75, r=0.05, weight="square"):
-    logits = xp.asarray(logits, dtype=xp.float64) if xp is np else logits
-    num_classes = logits.shape[-1]
-    p = ref_probs(xp, logits, activation)
-    g = ref_target(labels, num_classes)
-    valid = ref_valid(labels, logits.shape[:-1], where, ignore_index)[..., None]
-    axes = tuple(range(1 if per_image else 0, logits.ndim - 1))
-
-    def total(v):
-        return xp.sum(xp.where(valid, v, 0.0), axis=axes)
-
-    s = (smooth, smooth) if np.ndim(smooth) == 0 else tuple(smooth)
-    tp, fp, fn = total(p * g), total(p * (1 - g)), total((1 - p) * g)
-    sum_p, sum_g = total(p), total(g)
-    sum_g_np = np.where(valid, g, 0.0).sum(axes)
-    keep = ref_keep(sum_g_np, include_background, classes)
-
-    if name == "generalized_dice_loss":
-        raw = {"square": 1 / np.where(sum_g_np > 0, sum_g_np, np.nan) ** 2,
-               "simple": 1 / np.where(sum_g_np > 0, sum_g_np, np.nan),
-               "uniform": np.ones_like(sum_g_np)}[weight]
-        present = np.isfinite(raw) & keep
-        largest = np.where(present, raw, 0.0).max(-1, keepdims=True)
-        w = np.where(keep, np.where(present, raw, largest), 0.0)
-        if class_weights is not None:
-            w = w * np.asarray(class_weights, np.float64)
-        score = ratio(xp, 2 * xp.sum(w * tp, -1), xp.sum(w * (2 * tp + fp + fn), -1), s)
-        loss = (1 - score)[..., None]
-        out = ref_reduce(xp, loss, keep.any(-1, keepdims=True), reduction)
-        return out[..., 0] if reduction == "none" else out
-
-    if name == "dice_loss":
-        if squared:
-            score = ratio(xp, 2 * tp, total(p * p) + total(g * g), s)
-        else:
-            score = ratio(xp, 2 * tp, 2 * tp + fp + fn, s)
-        loss = -xp.log(xp.maximum(score, TINY64)) if log else 1 - score
-    elif name == "jaccard_loss":
-        loss = 1 - ratio(xp, tp, tp + fp + fn, s)
-    elif name in ("tversky_loss", "focal_tversky_loss"):
-        a = 0.3 if alpha is None else alpha
-        b = 0.7 if beta is None else beta
-        loss = 1 - ratio(xp, tp, tp + a * fp + b * fn, s)
-        if name == "focal_tversky_loss":
-            loss = xp.maximum(loss, 0.0) ** gamma
-    elif name == "sensitivity_specificity_loss":
-        # Error rates: only s_den is used; a zero denominator means no error.
-        sens = ratio(xp, total((g - p) ** 2 * g), sum_g, (0.0, s[1]))
-        spec = ratio(xp, total((g - p) ** 2 * (1 - g)), total(1 - g), (0.0, s[1]))
-        sens = xp.where(sum_g + s[1] == 0, 0.0, sens)
-        spec = xp.where(total(1 - g) + s[1] == 0, 0.0, spec)
-        loss = r * sens + (1 - r) * spec
-    elif name == "log_cosh_dice_loss":
-        loss = xp.log(xp.cosh(1 - ratio(xp, 2 * tp, 2 * tp + fp + fn, s)))
-    elif name in ("jaccard_metric_loss", "dice_semimetric_loss"):
-        l1 = total(xp.abs(p - g))
-        inter = (sum_p + sum_g - l1) / 2
-        if name == "jaccard_metric_loss":
-            loss = 1 - ratio(xp, inter, sum_p + sum_g - inter, s)
-        else:
-            loss = 1 - ratio(xp, 2 * inter, sum_p + sum_g, s)
-    else:
-        raise KeyError(name)
-    return ref_reduce(xp, loss, keep, reduction, class_weights)
 
 
 def hyper_kwargs(name):
@@ -179,11 +38,6 @@ def hyper_kwargs(name):
         "sensitivity_specificity_loss": {"r": 0.3},
         "generalized_dice_loss": {"weight": "simple"},
     }.get(name, {})
-
-
-# --------------------------------------------------------------------------------------
-# Fixtures.
-# --------------------------------------------------------------------------------------
 
 
 # One shape for (almost) every test: eager JAX compiles each primitive once per shape.
@@ -247,7 +101,7 @@ def test_values_softmax(name):
     with jax.enable_x64(True):
         for config in CONFIGS:
             kwargs = {**materialise(config, labels), **hyper_kwargs(name)}
-            want = reference(name, logits, labels, **kwargs)
+            want = ref.region_loss(name, logits, labels, **kwargs)
             got = call(name, logits, labels, **kwargs)
             assert got.dtype == jnp.float64
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=str(config))
@@ -265,7 +119,7 @@ def test_values_sigmoid_and_probabilities(name, activation):
             for config in configs:
                 kwargs = {**materialise(config, labels), **hyper_kwargs(name),
                           "activation": activation}
-                want = reference(name, logits, labels, **kwargs)
+                want = ref.region_loss(name, logits, labels, **kwargs)
                 got = call(name, logits, labels, **kwargs)
                 np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12,
                                            err_msg=f"{num_classes} {dense} {config}")
@@ -276,7 +130,7 @@ def test_values_1d_and_3d(spatial):
     logits, labels = make_case(2, spatial=spatial)
     with jax.enable_x64(True):
         for name in LOSSES:
-            want = reference(name, logits, labels, per_image=True, reduction="none")
+            want = ref.region_loss(name, logits, labels, per_image=True, reduction="none")
             got = call(name, logits, labels, per_image=True, reduction="none")
             np.testing.assert_allclose(got, want, rtol=1e-10)
 
@@ -287,15 +141,15 @@ def test_dice_options_and_dense_labels():
         for squared, log in itertools.product((False, True), repeat=2):
             for per_image in (False, True):
                 kwargs = {"squared": squared, "log": log, "per_image": per_image}
-                np.testing.assert_allclose(call("dice_loss", logits, labels, **kwargs),
-                                           reference("dice_loss", logits, labels, **kwargs),
-                                           rtol=1e-10)
+                np.testing.assert_allclose(
+                    call("dice_loss", logits, labels, **kwargs),
+                    ref.region_loss("dice_loss", logits, labels, **kwargs), rtol=1e-10)
         for weight in ("square", "simple", "uniform"):
             for per_image in (False, True):
                 kwargs = {"weight": weight, "per_image": per_image, "reduction": "none"}
                 np.testing.assert_allclose(
                     call("generalized_dice_loss", logits, labels, **kwargs),
-                    reference("generalized_dice_loss", logits, labels, **kwargs), rtol=1e-10)
+                    ref.region_loss("generalized_dice_loss", logits, labels, **kwargs), rtol=1e-10)
 
 
 def test_hand_worked_dice_and_jaccard():
@@ -320,8 +174,8 @@ def test_monai_generalized_dice_absent_class_weight():
     logits, labels = make_case(4)
     labels[0] = np.where(labels[0] == 2, 1, labels[0])
     with jax.enable_x64(True):
-        p = ref_probs(np, logits, "softmax")[0].reshape(-1, 3)
-        g = ref_target(labels, 3)[0].reshape(-1, 3)
+        p = ref.probs(logits, "softmax")[0].reshape(-1, 3)
+        g = ref.one_hot(labels, 3)[0].reshape(-1, 3)
         sum_g = g.sum(0)
         w = 1 / sum_g[:2] ** 2
         w = np.append(w, w.max())
@@ -369,13 +223,13 @@ def test_custom_vjp_matches_plain_autodiff(name):
             config = random_config(rng, name, SHAPE)
             activation = config["activation"]
             logits, labels = make_case(100 + case, activation=activation)
-            cot = rng.normal(size=np.shape(reference(name, logits, labels, **config)))
+            cot = rng.normal(size=np.shape(ref.region_loss(name, logits, labels, **config)))
 
             def ours(x, labels=labels, config=config, cot=cot):
                 return jnp.sum(call(name, x, labels, **config) * cot)
 
             def plain(x, labels=labels, config=config, cot=cot):
-                return jnp.sum(reference(name, x, labels, xp=jnp, **config) * cot)
+                return jnp.sum(ref.region_loss(name, x, labels, xp=jnp, **config) * cot)
 
             x = jnp.asarray(logits)
             got, want = jax.grad(ours)(x), jax.grad(plain)(x)
@@ -418,7 +272,7 @@ def test_hyperparameter_gradients():
             return sl.tversky_loss(x, labels, alpha=alpha, beta=beta)
 
         def plain(alpha, beta):
-            return reference("tversky_loss", x, labels, xp=jnp, alpha=alpha, beta=beta)
+            return ref.region_loss("tversky_loss", x, labels, xp=jnp, alpha=alpha, beta=beta)
 
         got = jax.grad(ours, argnums=(0, 1))(0.4, 0.6)
         want = jax.grad(plain, argnums=(0, 1))(0.4, 0.6)
@@ -442,7 +296,7 @@ def test_soft_label_losses_are_zero_at_the_target():
         assert call("dice_loss", soft, soft, activation=None, per_image=per_image) > 0.2
         assert call("jaccard_loss", soft, soft, activation=None, per_image=per_image) > 0.3
     # Label-smoothed one-hot targets: the plain Dice prefers the hard prediction.
-    hard = jnp.asarray(ref_target(make_case(9)[1], 3), jnp.float32)
+    hard = jnp.asarray(ref.one_hot(make_case(9)[1], 3), jnp.float32)
     smoothed = 0.9 * hard + 0.1 / 3
     assert call("dice_loss", hard, smoothed, activation=None) < call(
         "dice_loss", smoothed, smoothed, activation=None)
@@ -457,7 +311,7 @@ def test_soft_label_losses_equal_plain_ones_for_hard_labels(activation):
     logits, labels = make_case(10, activation=activation)
     with jax.enable_x64(True):
         x = jnp.asarray(logits)
-        onehot = jnp.asarray(ref_target(labels, 3))
+        onehot = jnp.asarray(ref.one_hot(labels, 3))
         pairs = (("jaccard_metric_loss", "jaccard_loss"), ("dice_semimetric_loss", "dice_loss"))
         for (soft_name, plain_name), kwargs in itertools.product(
                 pairs, ({}, {"per_image": True, "where": jnp.asarray(labels != 1)})):
@@ -506,7 +360,7 @@ def test_empty_masks(name):
             reduction = "none" if per_image else "mean"
             kwargs = {"per_image": per_image, "classes": classes, "smooth": smooth,
                       "reduction": reduction, "ignore_index": 255, **hyper_kwargs(name)}
-            want = reference(name, logits, labels, **kwargs)
+            want = ref.region_loss(name, logits, labels, **kwargs)
             got = call(name, x, labels, **kwargs)
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=str(kwargs))
             grad = jax.grad(lambda x, kwargs=kwargs: jnp.sum(call(name, x, labels, **kwargs)))(x)
@@ -518,7 +372,7 @@ def test_empty_masks(name):
 def test_empty_mask_conventions_by_hand():
     logits, labels = empty_cases()
     x = jnp.asarray(logits, jnp.float32)
-    p = ref_probs(np, logits, "softmax")
+    p = ref.probs(logits, "softmax")
     # Class 2 is absent from the batch: with classes="all" it scores s / (Σp + s).
     none = sl.dice_loss(x, labels, ignore_index=255, reduction="none")
     valid = labels != 255
@@ -541,7 +395,7 @@ def test_empty_mask_conventions_by_hand():
     kept = sl.dice_loss(x, labels, ignore_index=255, per_image=True, classes="present")
     units = sl.dice_loss(x, labels, ignore_index=255, per_image=True, classes="present",
                          reduction="none")
-    present = ref_keep(ref_target(labels, 3).sum((1, 2)), True, "present")
+    present = ref.kept_units(ref.one_hot(labels, 3).sum((1, 2)), True, "present")
     per_image_mean = units.sum(-1)[:2] / present.sum(-1)[:2]
     np.testing.assert_allclose(kept, per_image_mean.mean(), rtol=1e-6)
     # log=True with s_num = 0 and an empty class: -log(0) clamped, finite.
@@ -572,7 +426,7 @@ def test_bounds(activation):
 
 def test_perfect_prediction_is_near_zero():
     labels = np.random.default_rng(12).integers(0, 3, size=SHAPE)
-    logits = jnp.asarray(ref_target(labels, 3) * 40.0 - 20.0, jnp.float32)
+    logits = jnp.asarray(ref.one_hot(labels, 3) * 40.0 - 20.0, jnp.float32)
     for name in LOSSES:
         assert call(name, logits, labels) < 1e-5, name
 
@@ -604,8 +458,8 @@ def test_float32_matches_float64_reference():
     for name in LOSSES:
         got = call(name, jnp.asarray(logits, jnp.float32), labels, per_image=True,
                    reduction="none")
-        np.testing.assert_allclose(got, reference(name, logits, labels, per_image=True,
-                                                  reduction="none"), rtol=2e-5, atol=2e-6)
+        want = ref.region_loss(name, logits, labels, per_image=True, reduction="none")
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
 
 
 # --------------------------------------------------------------------------------------
@@ -633,8 +487,8 @@ def test_smp_style_present_mean():
     x = jnp.asarray(logits, jnp.float32)
     summed = sl.dice_loss(x, labels, classes="present", reduction="sum", smooth=0.0,
                           ignore_index=255)
-    p = ref_probs(np, logits, "softmax").reshape(-1, 3)
-    g = ref_target(labels, 3).reshape(-1, 3)
+    p = ref.probs(logits, "softmax").reshape(-1, 3)
+    g = ref.one_hot(labels, 3).reshape(-1, 3)
     valid = (labels != 255).reshape(-1)
     p, g = p[valid], g[valid]
     dice = 1 - 2 * (p * g).sum(0) / (p.sum(0) + g.sum(0))
@@ -675,9 +529,3 @@ def test_errors():
     with pytest.raises(ValueError, match="ignore_index"):
         sl.dice_loss(x, jax.nn.one_hot(labels, 3), ignore_index=0)
 
-
-def test_registry():
-    for name in LOSSES:
-        info_name = name[: -len("_loss")]
-        assert sl.get_loss(info_name) is getattr(sl, name)
-        assert info_name in sl.list_losses()

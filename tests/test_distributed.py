@@ -1,10 +1,17 @@
-"""Region losses across devices (the 8 CPU devices set up by conftest.py).
+"""Every multi-device test, on the 8 simulated CPU devices set up by conftest.py.
 
-(a) ``jit`` on a batch sharded with a ``NamedSharding`` gives the single-device
-loss and gradient. (b) Under ``jax.shard_map`` with ``axis_name`` the statistics
-are global: every device gets the loss of the concatenated batch, and the
-gradient of that loss with respect to each device's shard is the matching slice
-of the single-device gradient, whether taken inside ``shard_map`` or through it.
+Statistics: unit sums ``psum``-ed over ``axis_name`` equal the global-batch sums,
+and the per-image mean of ``reduce_units`` is global.
+
+Losses: (a) ``jit`` on a batch sharded with a ``NamedSharding`` gives the
+single-device loss and gradient. (b) Under ``jax.shard_map`` with ``axis_name``
+the statistics are global: every device gets the loss of the concatenated batch,
+and the gradient of that loss with respect to each device's shard is the
+matching slice of the single-device gradient, whether taken inside
+``shard_map`` or through it.
+
+The boundary-loss and metric tests with ``axis_name`` are still in
+``test_boundary.py`` and ``test_metrics.py``.
 """
 
 from __future__ import annotations
@@ -13,13 +20,70 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import segloss_jax as sl
+from segloss_jax._src import reduce, stats
+from segloss_jax._src.engine import Sums
 
 NAMES = ("dice_loss", "jaccard_loss", "tversky_loss", "generalized_dice_loss")
 DEVICES = 8
+
+
+# --------------------------------------------------------------------- statistics
+
+
+def soft_counts(p, g, valid, per_image, axis_name=None):
+    """``(tp, fp, fn)`` per unit, as the region engine forms them from the unit sums."""
+    tp, sum_p, sum_g = stats.unit_sums(p * g, p, g, valid=valid, per_image=per_image,
+                                       axis_name=axis_name)
+    s = Sums({"tp": tp, "sum_p": sum_p, "sum_g": sum_g})
+    return s.tp, s.fp, s.fn
+
+
+def random_probs(seed, shape=(4, 5, 3), c=3):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(c), size=shape)
+    g = np.eye(c)[rng.integers(0, c, size=shape)]
+    valid = rng.random(shape) > 0.25
+    return p, g, valid
+
+
+def test_unit_sums_psum_over_devices_equals_global():
+    devices = np.array(jax.devices()[:4])
+    mesh = Mesh(devices, ("data",))
+    p, g, valid = random_probs(2, shape=(8, 5, 3))
+
+    def local(p, g, valid):
+        return soft_counts(p, g, valid, per_image=False, axis_name="data")
+
+    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P()))
+    got = sharded(jnp.asarray(p, jnp.float32), jnp.asarray(g, jnp.float32), jnp.asarray(valid))
+    expected = ref.soft_counts(p, g, valid, per_image=False)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_reduce_units_per_image_mean_across_devices():
+    mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
+    rng = np.random.default_rng(3)
+    loss = rng.random((8, 3))
+    keep = rng.random((8, 3)) > 0.4
+    keep[0] = False
+
+    def local(l, k):
+        return reduce.reduce_units(l, k, reduction="mean", axis_name="data")
+
+    got = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P()))(
+        jnp.asarray(loss, jnp.float32), jnp.asarray(keep))
+    expected = reduce.reduce_units(jnp.asarray(loss, jnp.float32), jnp.asarray(keep),
+                                   reduction="mean")
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------- losses
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,82 @@
+"""Prepared inputs (``segloss_jax/_src/inputs.py``): targets, validity masks, the one
+activation pass and its log-probabilities, precision."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference as ref
+from jax.test_util import check_grads
+
+from segloss_jax._src import inputs
+
+
+def test_one_hot_and_binary_foreground():
+    labels = jnp.array([[0, 2, 1, 255]])
+    np.testing.assert_array_equal(
+        inputs.one_hot_target(labels, 3, jnp.float32),
+        [[[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0]]],
+    )
+    np.testing.assert_array_equal(inputs.one_hot_target(labels, 1, jnp.float32)[..., 0],
+                                  [[0, 0, 1, 0]])
+
+
+def test_validity_mask_combines_where_and_ignore_index():
+    labels = jnp.array([[0, 255, 1, 2]])
+    where = jnp.array([[True, True, False, True]])
+    valid = inputs.validity_mask((1, 4), labels=labels, where=where, ignore_index=255)
+    np.testing.assert_array_equal(valid, [[True, False, False, True]])
+    # `where` broadcasts from a per-image mask.
+    valid = inputs.validity_mask((2, 3), where=jnp.array([[True], [False]]))
+    np.testing.assert_array_equal(valid, [[True] * 3, [False] * 3])
+
+
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid", None])
+def test_activate_is_stable_and_consistent(activation):
+    x = jnp.array([[[-1e4, 0.0, 1e4], [-30.0, 2.0, 30.0]]])
+    if activation is None:
+        x = jax.nn.sigmoid(x)
+    inp = inputs.Inputs(x, None, None, None, activation)
+    p, log_p = inp.probs, inp.log_probs
+    assert np.all(np.isfinite(log_p))
+    np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-6, atol=1e-30)
+    if activation == "softmax":
+        np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
+        # log-partition: log Σ exp(x), against a float64 NumPy reference.
+        np.testing.assert_allclose(inp.lse, ref.log_sum_exp(np.asarray(x, np.float64)),
+                                   rtol=1e-6)
+    else:
+        log_1mp = inp.log_1m_probs
+        assert np.all(np.isfinite(log_1mp))
+        # exp(log(1 - p)) is more accurate than 1 - p in float32; compare with σ(-x).
+        one_minus_p = 1 - x if activation is None else jax.nn.sigmoid(-x)
+        np.testing.assert_allclose(np.exp(log_1mp), one_minus_p, rtol=1e-5, atol=1e-30)
+
+
+def test_low_precision_upcast():
+    x = jnp.ones((1, 2, 3), jnp.bfloat16)
+    prep = inputs.prepare(x, jnp.zeros((1, 2), jnp.int32), activation="softmax")
+    assert prep.probs.dtype == jnp.float32 and prep.log_probs.dtype == jnp.float32
+    with jax.enable_x64(True):
+        prep = inputs.prepare(jnp.ones((1, 2, 3), jnp.float64), jnp.zeros((1, 2), jnp.int32),
+                              activation="softmax")
+        assert prep.probs.dtype == jnp.float64
+
+
+def test_sigmoid_parts_values_and_gradients_everywhere():
+    x = jnp.array([-1e30, -50.0, -1.0, 0.0, 1e-3, 3.0, 1e4])
+    refs = (jax.nn.sigmoid, lambda z: jax.nn.sigmoid(-z), jax.nn.softplus)
+    for i, fn in enumerate(refs):
+        # atol: jax.nn.sigmoid rounds σ(50)(1 - σ(50)) ≈ 2e-22 to 0; sigmoid_parts does not.
+        np.testing.assert_allclose(inputs.sigmoid_parts(x)[i], jax.vmap(fn)(x),
+                                   rtol=1e-6, atol=1e-20)
+        got = jax.vmap(jax.grad(lambda z, i=i: inputs.sigmoid_parts(z)[i]))(x)
+        np.testing.assert_allclose(got, jax.vmap(jax.grad(fn))(x), rtol=1e-6, atol=1e-20)
+    # Exact at x = 0 (σ' = 1/4, softplus' = 1/2), and against finite differences.
+    np.testing.assert_allclose(jax.grad(lambda z: inputs.sigmoid_parts(z)[2])(0.0), 0.5)
+    with jax.enable_x64(True):
+        for i in range(3):
+            check_grads(lambda z, i=i: inputs.sigmoid_parts(z)[i],
+                        (jnp.array([-3.0, -0.2, 0.0, 0.7, 5.0], jnp.float64),), order=2)
