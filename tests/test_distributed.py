@@ -3,7 +3,11 @@
 Statistics: unit sums ``psum``-ed over ``axis_name`` equal the global-batch sums,
 and the per-image mean of ``reduce_units`` is global.
 
-Losses: (a) ``jit`` on a batch sharded with a ``NamedSharding`` gives the
+Every registered loss, with ignored pixels spread unevenly over the shards: (a)
+``jit`` over batch-sharded inputs and (b) ``shard_map`` with ``axis_name`` and
+``out_specs=P()`` give the single-device value and gradient.
+
+Region losses in more detail: (a) ``jit`` on a batch sharded with a ``NamedSharding`` gives the
 single-device loss and gradient. (b) Under ``jax.shard_map`` with ``axis_name``
 the statistics are global: every device gets the loss of the concatenated batch,
 and the gradient of that loss with respect to each device's shard is the
@@ -23,6 +27,7 @@ import pytest
 import reference as ref
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from test_contract import CASES, _call, _num_classes
 
 import segloss_jax as sl
 from segloss_jax._src import reduce, stats
@@ -189,3 +194,49 @@ def test_lovasz_axis_name_gives_single_device_loss_and_gradient(name, per_image,
         logits, labels = logits[..., :1], jnp.where(labels == 255, 255, labels % 2)
     assert_shard_map_matches_single_device(
         getattr(sl, name), {"ignore_index": 255, "per_image": per_image}, mesh, logits, labels)
+
+
+# ------------------------------------------------- every registered loss (the registry)
+
+
+def _uneven_batch(act, batch=16, spatial=(6, 5)):
+    """Logits and labels in which the shards hold different numbers of valid pixels."""
+    rng = np.random.default_rng(11)
+    c = _num_classes(act)
+    logits = rng.normal(scale=2.0, size=(batch, *spatial, c))
+    labels = rng.integers(0, max(c, 2), size=(batch, *spatial))
+    labels.reshape(batch, -1)[:, : max(c, 2)] = np.arange(max(c, 2))
+    ignored = rng.random((batch, *spatial)) < np.linspace(0.7, 0.0, batch)[:, None, None]
+    ignored[:, 0, : max(c, 2)] = False
+    labels = np.where(ignored, 255, labels)
+    if act is None:
+        logits = np.asarray(jax.nn.sigmoid(logits))
+    return jnp.asarray(logits, jnp.float32), jnp.asarray(labels, jnp.int32)
+
+
+def _mesh():
+    return Mesh(np.array(jax.devices()[:8]), ("d",))
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_registry_sharded_jit_equals_one_device(name, act):
+    logits, labels = _uneven_batch(act)
+    fn = jax.jit(jax.value_and_grad(lambda l, y: _call(name, act, l, y, ignore_index=255)))
+    value, grad = fn(logits, labels)
+    sharding = NamedSharding(_mesh(), P("d"))
+    s_value, s_grad = fn(jax.device_put(logits, sharding), jax.device_put(labels, sharding))
+    np.testing.assert_allclose(s_value, value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s_grad, grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("name,act", CASES)
+def test_registry_shard_map_axis_name_equals_one_device(name, act):
+    logits, labels = _uneven_batch(act)
+    value, grad = jax.value_and_grad(
+        lambda l: _call(name, act, l, labels, ignore_index=255))(logits)
+    local = jax.shard_map(
+        lambda l, y: _call(name, act, l, y, ignore_index=255, axis_name="d"),
+        mesh=_mesh(), in_specs=(P("d"), P("d")), out_specs=P())
+    m_value, m_grad = jax.jit(jax.value_and_grad(local))(logits, labels)
+    np.testing.assert_allclose(m_value, value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m_grad, grad, rtol=1e-4, atol=1e-7)
