@@ -45,8 +45,11 @@ def test_activate_is_stable_and_consistent(activation):
     if activation == "softmax":
         np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
         # log-partition: log Σ exp(x), against a float64 NumPy reference.
-        np.testing.assert_allclose(inp.lse, ref.log_sum_exp(np.asarray(x, np.float64)),
-                                   rtol=1e-6)
+        expected = ref.log_sum_exp(np.asarray(x, np.float64))[..., 0]
+        fused = inputs.Inputs(x, None, None, None, activation, fused=True)
+        for lse in (inp.lse, fused.lse):  # standalone and from the shared exp
+            assert lse.shape == expected.shape
+            np.testing.assert_allclose(lse, expected, rtol=1e-6)
     else:
         log_1mp = inp.log_1m_probs
         assert np.all(np.isfinite(log_1mp))

@@ -193,7 +193,7 @@ class Inputs:
 
     @functools.cached_property
     def lse(self) -> jax.Array:
-        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial, 1]``.
+        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial]``.
 
         Fused, from the ``exp`` the probabilities use; alone, as
         ``jax.nn.logsumexp``, whose class-axis reduction fuses better into a
@@ -201,8 +201,9 @@ class Inputs:
         """
         if self.fused:
             m, _, total = self._softmax
-            return m + jnp.log(total)
-        return jax.nn.logsumexp(self.x, axis=-1, keepdims=True)
+            return (m + jnp.log(total))[..., 0]
+        # Without keepdims: a trailing unit axis costs XLA:CPU a relayout copy.
+        return jax.nn.logsumexp(self.x, axis=-1)
 
     @functools.cached_property
     def softplus(self) -> jax.Array:
@@ -212,7 +213,7 @@ class Inputs:
     @functools.cached_property
     def log_probs(self) -> jax.Array:
         if self.activation == "softmax":
-            return self.x - self.lse
+            return self.x - self.lse[..., None]
         if self.activation == "sigmoid":
             return self.x - self.softplus
         # Probabilities in: logs clamped at the smallest normal float (as torch's BCELoss).

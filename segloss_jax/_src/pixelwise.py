@@ -54,7 +54,7 @@ def categorical_ce(inp: Inputs, weighted_target: jax.Array, *, unit_mass: bool =
     """
     if inp.activation == "softmax":
         mass = 1.0 if unit_mass else jnp.sum(weighted_target, axis=-1)
-        return inp.lse[..., 0] * mass - jnp.sum(weighted_target * inp.x, axis=-1)
+        return inp.lse * mass - jnp.sum(weighted_target * inp.x, axis=-1)
     return -jnp.sum(weighted_target * inp.log_probs, axis=-1)
 
 
@@ -408,7 +408,7 @@ def focal_terms(inp: Inputs, gamma, alpha, class_weights) -> jax.Array:
         if inp.labels is not None:
             # One-hot target: only the labelled class contributes, so work with the
             # per-pixel log p_y = x_y - lse (x_y by a one-hot product, not a gather).
-            log_py = jnp.sum(g * inp.x, axis=-1) - inp.lse[..., 0]
+            log_py = jnp.sum(g * inp.x, axis=-1) - inp.lse
             unweighted = class_weights is None and alpha is None
             weight_y = 1.0 if unweighted else jnp.sum(weights * g, axis=-1)
             # 1 - p_y as -expm1(log p_y): no cancellation near p_y = 1.
