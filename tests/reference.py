@@ -9,15 +9,21 @@ reproduce.
 
 Shapes follow the library: logits and probabilities ``[B, *spatial, C]``
 (channels last), integer labels and masks ``[B, *spatial]``. A *unit* is a
-class over the batch, or (image, class) with ``per_image=True``.
+class over the batch, or (image, class) with ``per_image=True``. Exceptions:
+:func:`hausdorff_dt_loss` and :func:`boundary_loss` take channels-first
+``[B, C, *spatial]`` arrays, as the MONAI and Kervadec et al. code they follow.
 
-The references for the boundary losses and the metrics still live in
-``tests/test_boundary.py`` and ``tests/test_metrics.py``.
+The boundary losses and the distance metrics use ``scipy.ndimage`` for the
+Euclidean distance transforms and the binary erosions. Two Hausdorff references
+differ: :func:`hausdorff_dt_loss` is the loss of Karimi & Salcudean (MONAI's
+``HausdorffDTLoss``), :func:`hausdorff_distance` the metric between two masks'
+surfaces.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.ndimage as ndi
 
 TINY64 = np.finfo(np.float64).tiny
 
@@ -385,3 +391,296 @@ def lovasz_hinge(x, labels, *, per_image=True, valid=None, reduction="mean"):
     if reduction == "none":
         return out[:, 0] if per_image else out[0, 0]
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Morphology: grey-level erosion and dilation.
+# --------------------------------------------------------------------------------------
+
+
+def map_images(fn, x, spatial_ndim):
+    """Applies ``fn`` of one ``[*spatial]`` image to every image of ``[..., *spatial]``."""
+    images = x.reshape((-1, *x.shape[x.ndim - spatial_ndim :]))
+    return np.stack([fn(img) for img in images]).reshape(x.shape)
+
+
+def grey_erosion(x, spatial_ndim, mode="nearest"):
+    """Grey erosion ``min`` over the cross (face-neighbour) footprint, per image:
+    ``scipy.ndimage.grey_erosion``, with a constant border ``+inf`` that never wins."""
+    cross = ndi.generate_binary_structure(spatial_ndim, 1)
+    return map_images(
+        lambda img: ndi.grey_erosion(img, footprint=cross, mode=mode, cval=np.inf),
+        x, spatial_ndim)
+
+
+def grey_dilation(x, spatial_ndim, mode="nearest"):
+    """Grey dilation ``max`` over the full ``3^d`` box, per image:
+    ``scipy.ndimage.grey_dilation``, with a constant border ``-inf`` that never wins."""
+    box = np.ones((3,) * spatial_ndim, bool)
+    return map_images(
+        lambda img: ndi.grey_dilation(img, footprint=box, mode=mode, cval=-np.inf),
+        x, spatial_ndim)
+
+
+# --------------------------------------------------------------------------------------
+# Distance transforms and contours.
+# --------------------------------------------------------------------------------------
+
+
+def edt(mask, sampling=None):
+    """The Euclidean distance of every non-zero pixel to the nearest zero pixel
+    (``scipy.ndimage.distance_transform_edt``, float64)."""
+    return ndi.distance_transform_edt(mask, sampling=sampling)
+
+
+def one_hot2dist(mask, sampling=None):
+    """Kervadec et al.'s signed map of one bool mask (their ``one_hot2dist``, MIDL 2019):
+    ``edt(¬m) ¬m - (edt(m) - 1) m``, positive outside, ``≤ 0`` inside; 0 for an empty mask.
+    The ``- 1`` does not scale with the spacing."""
+    if not mask.any():
+        return np.zeros(mask.shape)
+    neg = ~mask
+    return edt(neg, sampling) * neg - (edt(mask, sampling) - 1) * mask
+
+
+def loss_contour(mask, valid):
+    """The contour of the shape-aware loss: mask pixels with a valid background face
+    neighbour. Outside the array and excluded pixels are "don't care", never background.
+    (The metric's :func:`surface` counts the array border as background.)"""
+    m = mask & valid
+    # border_value=1: outside the array is inside for the erosion, so not a contour.
+    grown = m | ~valid  # excluded neighbours do not make a contour either
+    return m & ~ndi.binary_erosion(grown, border_value=1)
+
+
+def penalty_map(mask, valid=None, sampling=None, max_distance=None):
+    """Ma et al.'s inverted, normalised distance map of one side of a mask (their
+    ``compute_edts_forPenalizedLoss``): ``Φ = (max D - D) / (max D - min D)`` inside,
+    ``D = edt(m)`` with excluded pixels "don't care"; 0 outside.
+
+    With the documented conventions where their code divides by zero (equal depths:
+    1; no boundary: 0), and with ``max_distance`` the band ``clip(1 - (D - min D) /
+    max_distance, 0, 1)``.
+    """
+    if valid is None:
+        valid = np.ones(mask.shape, bool)
+    inside = mask & valid
+    if not inside.any() or not (~mask & valid).any():
+        return np.zeros(mask.shape)
+    d = edt(mask | ~valid, sampling)
+    lo, hi = d[inside].min(), d[inside].max()
+    if max_distance is not None:
+        phi = np.clip(1 - (d - lo) / max_distance, 0, 1)
+    elif hi > lo:
+        phi = (hi - d) / (hi - lo)
+    else:
+        phi = np.ones(mask.shape)
+    return np.where(inside, phi, 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# Boundary losses.
+# --------------------------------------------------------------------------------------
+
+
+def hausdorff_dt_loss(probs, target, *, alpha=2.0, include_background=False, batch=False,
+                      reduction="mean", valid=None, sampling=None):
+    """The Hausdorff-DT *loss* (Karimi & Salcudean, IEEE TMI 2020), as MONAI's
+    ``HausdorffDTLoss.forward`` computes it on channels-first ``[B, C, *spatial]`` arrays:
+    per channel the mean of ``(p - g)² (d_p^α + d_g^α)``, ``d = edt(m) + edt(¬m)`` of the
+    masks ``p > 0.5`` and ``g > 0.5`` (0 where a mask is empty or full); per image or
+    (``batch``) over the batch. ``reduction="none"``: ``[B, C']`` (``[1, C']`` with ``batch``).
+
+    With ``valid`` (``[B, *spatial]``), excluded pixels are "don't care" for the maps
+    (``edt(m | ¬v) + edt(¬m | ¬v)``) and left out of the means (the documented
+    extension; MONAI has no mask).
+    """
+    if not include_background and probs.shape[1] > 1:
+        probs, target = probs[:, 1:], target[:, 1:]
+    if valid is None:
+        valid = np.ones((probs.shape[0], *probs.shape[2:]), bool)
+
+    def field(img):
+        out = np.zeros(img.shape)
+        for b in range(len(img)):
+            fg, v = img[b] > 0.5, valid[b]
+            if (fg & v).any() and (~fg & v).any():
+                out[b] = edt(fg | ~v, sampling) + edt(~fg | ~v, sampling)
+        return out
+
+    rows = []
+    for c in range(probs.shape[1]):
+        p, g = probs[:, c], target[:, c]
+        f = (p - g) ** 2 * (field(p) ** alpha + field(g) ** alpha)
+        if batch:
+            rows.append(np.full(len(p), f[valid].sum() / max(valid.sum(), 1)))
+        else:
+            rows.append([f[b][valid[b]].sum() / max(valid[b].sum(), 1) for b in range(len(p))])
+    units = np.array(rows).T  # [B, C']
+    if batch:
+        units = units[:1]
+    if reduction == "mean":
+        return units.mean()
+    if reduction == "sum":
+        return units.sum()
+    return units
+
+
+def boundary_loss(probs, target, idc, sampling=None):
+    """The boundary loss (Kervadec et al., MIDL 2019), their ``SurfaceLoss(idc)`` on
+    channels-first arrays: the mean of ``p · one_hot2dist(g > 0.5)`` over the images,
+    the channels ``idc`` and the pixels."""
+    dist = np.zeros(target.shape)
+    for b in range(target.shape[0]):
+        for k in range(target.shape[1]):
+            dist[b, k] = one_hot2dist(target[b, k] > 0.5, sampling)
+    return (probs[:, idc] * dist[:, idc]).mean()
+
+
+def _weighted_ce(p, g, weight, activation):
+    """Cross-entropy with a per-element weight, per pixel (softmax: ``-Σ_c w g log p``)
+    or per element (sigmoid: ``w`` times the binary cross-entropy)."""
+    if activation == "softmax":
+        return ce(p, g, weight)
+    return weight * bce(p, g)
+
+
+def distance_weighted_cross_entropy(logits, labels, activation, *, valid=None, sampling=None,
+                                    max_distance=None, class_weights=None):
+    """Distance-weighted cross-entropy (Ma et al., "How distance transform maps boost
+    segmentation CNNs", MIDL 2020): cross-entropy weighted by ``w_c (1 + Φ)``, ``Φ`` the
+    :func:`penalty_map` of each class (sigmoid: of the class and of its complement),
+    averaged over valid pixels (softmax) or valid elements (sigmoid)."""
+    c = logits.shape[-1]
+    p, g = probs(logits, activation), one_hot(labels, c)
+    if valid is None:
+        valid = np.ones(labels.shape, bool)
+    phi = np.zeros(g.shape)
+    for b in range(labels.shape[0]):
+        for k in range(c):
+            m = g[b, ..., k] > 0.5
+            kw = dict(valid=valid[b], sampling=sampling, max_distance=max_distance)
+            phi[b, ..., k] = penalty_map(m, **kw)
+            if activation == "sigmoid":
+                phi[b, ..., k] += penalty_map(~m, **kw)
+    w = np.ones(c) if class_weights is None else np.asarray(class_weights)
+    return pixel_mean(_weighted_ce(p, g, w * (1 + phi), activation), valid)
+
+
+def shape_aware_loss(logits, labels, activation, *, valid=None, sampling=None):
+    """The shape-aware loss (Hayder et al., "Shape-aware instance segmentation", CVPR
+    2017, as in Jadon's survey 2020): cross-entropy weighted by ``1 + E`` per image and
+    class, ``E`` the mean distance from the predicted contour (``p > 0.5``) to the target
+    contour (:func:`loss_contour`; 0 when either is empty)."""
+    c = logits.shape[-1]
+    p, g = probs(logits, activation), one_hot(labels, c)
+    if valid is None:
+        valid = np.ones(labels.shape, bool)
+    e = np.zeros((labels.shape[0], c))
+    for b in range(labels.shape[0]):
+        for k in range(c):
+            cp = loss_contour(p[b, ..., k] > 0.5, valid[b])
+            cg = loss_contour(g[b, ..., k] > 0.5, valid[b])
+            if cp.any() and cg.any():
+                e[b, k] = edt(~cg, sampling)[cp].mean()
+    weight = 1 + e.reshape((labels.shape[0],) + (1,) * (labels.ndim - 1) + (c,))
+    return pixel_mean(_weighted_ce(p, g, weight, activation), valid)
+
+
+# --------------------------------------------------------------------------------------
+# Metrics: confusion matrix, scores, class weights.
+# --------------------------------------------------------------------------------------
+
+
+def confusion_matrix(pred, labels, c, where=None, ignore_index=None):
+    """The ``[C, C]`` int64 confusion matrix, rows the targets and columns the
+    predictions, counted with ``np.add.at`` over the kept pixels: ``where`` (broadcast),
+    not ``ignore_index``, target and prediction both in ``[0, C)``."""
+    shape = np.shape(labels)
+    pred, labels = np.asarray(pred).ravel(), np.asarray(labels).ravel()
+    keep = np.ones(labels.shape, bool)
+    if where is not None:
+        keep &= np.broadcast_to(np.asarray(where), shape).ravel()
+    if ignore_index is not None:
+        keep &= labels != ignore_index
+    keep &= (labels >= 0) & (labels < c) & (pred >= 0) & (pred < c)
+    m = np.zeros((c, c), np.int64)
+    np.add.at(m, (labels[keep], pred[keep]), 1)
+    return m
+
+
+def iou_dice_scores(m):
+    """Per-class IoU ``tp / (tp + fp + fn)`` and Dice ``2tp / (2tp + fp + fn)`` from a
+    confusion matrix ``m`` (rows targets); NaN for a class never a target nor predicted."""
+    m = np.asarray(m, np.float64)
+    tp = np.diag(m)
+    fp, fn = m.sum(0) - tp, m.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
+        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+    return iou, dice
+
+
+def inverse_frequency_weights(labels, c, power=1.0, ignore_index=None):
+    """Class weights ``(n_c / n)^-power`` normalised to mean 1 over the present classes;
+    an absent class takes the largest weight."""
+    labels = np.asarray(labels).ravel()
+    if ignore_index is not None:
+        labels = labels[labels != ignore_index]
+    counts = np.array([np.sum(labels == k) for k in range(c)], np.float64)
+    present = counts > 0
+    raw = np.zeros(c)
+    raw[present] = (counts[present] / counts.sum()) ** -power
+    w = raw / raw[present].mean()
+    w[~present] = w[present].max()
+    return w
+
+
+# --------------------------------------------------------------------------------------
+# Metrics: surface distances, by brute force over all pairs of surface elements.
+# --------------------------------------------------------------------------------------
+
+
+def surface(mask):
+    """The metric's surface of a mask: ``m ∧ ¬erode(m)`` with face neighbours and the
+    outside of the array as background (``binary_erosion`` with ``border_value=0``)."""
+    mask = np.asarray(mask, bool)
+    structure = ndi.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndi.binary_erosion(mask, structure=structure, border_value=0)
+
+
+def directed_surface_distances(a, b, sampling):
+    """Distances from each surface element of ``a`` to the nearest of ``b``'s surface,
+    in physical units (``sampling``: the spacing, ``None`` for 1)."""
+    sa, sb = np.argwhere(surface(a)), np.argwhere(surface(b))
+    s = np.broadcast_to(np.asarray(1.0 if sampling is None else sampling, np.float64), (a.ndim,))
+    diff = (sa[:, None, :] - sb[None, :, :]) * s
+    return np.sqrt((diff**2).sum(-1)).min(1)
+
+
+def hausdorff_distance(a, b, q=100.0, sampling=None):
+    """The Hausdorff distance *metric* between the surfaces of two masks (``q < 100``:
+    the ``q``-th percentile Hausdorff distance, e.g. HD95): ``max`` of the two directed
+    percentiles; NaN when both masks are empty, ``inf`` when one is."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if not a.any() and not b.any():
+        return np.nan
+    if not a.any() or not b.any():
+        return np.inf
+    return max(np.percentile(directed_surface_distances(a, b, sampling), q),
+               np.percentile(directed_surface_distances(b, a, sampling), q))
+
+
+def average_surface_distance(a, b, symmetric=True, sampling=None):
+    """The average surface distance: the mean of the directed distances from ``a``'s
+    surface to ``b``'s (``symmetric``: of both directions, pooled); NaN when both masks
+    are empty, ``inf`` when one is."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if not a.any() and not b.any():
+        return np.nan
+    if not a.any() or not b.any():
+        return np.inf
+    d = directed_surface_distances(a, b, sampling)
+    if symmetric:
+        d = np.concatenate([d, directed_surface_distances(b, a, sampling)])
+    return d.mean()

@@ -1,14 +1,15 @@
 """Tests for the boundary losses (Hausdorff-DT, boundary, shape-aware, distance-weighted CE).
 
-Expected values come from float64 NumPy references written here from the
-formulas, with ``scipy.ndimage`` for the distance transforms: MONAI's
-``HausdorffDTLoss.forward`` loop, Kervadec et al.'s ``one_hot2dist`` +
-``SurfaceLoss``, Ma et al.'s ``compute_edts_forPenalizedLoss`` map, and the
-contour distance of the shape-aware loss. Plus hand-worked 1D cases, float64
+Expected values come from the float64 NumPy references of ``reference.py``,
+written from the formulas, with ``scipy.ndimage`` for the distance transforms:
+MONAI's ``HausdorffDTLoss.forward`` loop (``hausdorff_dt_loss``), Kervadec et
+al.'s ``one_hot2dist`` + ``SurfaceLoss`` (``boundary_loss``), Ma et al.'s
+``compute_edts_forPenalizedLoss`` map (``penalty_map``), and the contour
+distance of the shape-aware loss. Plus hand-worked 1D cases, float64
 finite differences and the "excluded pixels behave like pixels outside the
 array" property (``where`` masking columns equals cropping them). Generic
 properties (jit, vmap, dtypes, extreme logits, bad inputs) are in
-``test_contract.py``.
+``test_contract.py``; ``axis_name`` across devices in ``test_distributed.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 import scipy.ndimage as ndi
 from jax._src import core
 from jax._src.interpreters import partial_eval as pe
@@ -50,13 +52,13 @@ def _inputs(spatial, c, *, seed=0, activation="softmax", dtype=np.float64, blobs
     """
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=2.0, size=(B, *spatial, c))
-    probs = _probs(logits, activation)
+    probs = ref.probs(logits, activation)
     # Nudge logits so that no probability lies within 0.02 of 0.5 (finite
     # differences must not move a pixel across the threshold of the masks).
     while np.any(np.abs(probs - 0.5) < 0.02):
         near = np.abs(probs - 0.5) < 0.02
         logits = np.where(near, logits + rng.normal(scale=0.5, size=logits.shape), logits)
-        probs = _probs(logits, activation)
+        probs = ref.probs(logits, activation)
     k = max(c, 2)
     if blobs:
         sigma = (0, *[1] * len(spatial), 0)
@@ -67,161 +69,9 @@ def _inputs(spatial, c, *, seed=0, activation="softmax", dtype=np.float64, blobs
     return logits.astype(dtype), labels.astype(np.int32)
 
 
-def _probs(logits, activation):
-    if activation == "softmax":
-        e = np.exp(logits - logits.max(-1, keepdims=True))
-        return e / e.sum(-1, keepdims=True)
-    return 1 / (1 + np.exp(-logits))
-
-
-def _dense(labels, c):
-    if c == 1:
-        return (labels == 1).astype(np.float64)[..., None]
-    return np.eye(c)[labels]
-
-
 def _first(x):
     """``[B, *spatial, C]`` -> ``[B, C, *spatial]`` (MONAI's layout)."""
     return np.moveaxis(x, -1, 1)
-
-
-# -------------------------------------------------------------------------- references
-
-
-def _edt(m, sampling=None):
-    return ndi.distance_transform_edt(m, sampling=sampling)
-
-
-def ref_hausdorff(probs, target, *, alpha=2.0, include_background=False, batch=False,
-                  reduction="mean", valid=None, sampling=None):
-    """MONAI ``HausdorffDTLoss.forward`` on channels-first ``[B, C, *spatial]`` arrays.
-
-    With ``valid`` ([B, *spatial]), excluded pixels are "don't care" for the maps
-    (``edt(m | ~v) + edt(~m | ~v)``) and left out of the means (the documented
-    extension; MONAI has no mask).
-    """
-    if not include_background and probs.shape[1] > 1:
-        probs, target = probs[:, 1:], target[:, 1:]
-    if valid is None:
-        valid = np.ones((probs.shape[0], *probs.shape[2:]), bool)
-
-    def field(img):
-        out = np.zeros(img.shape)
-        for b in range(len(img)):
-            fg, v = img[b] > 0.5, valid[b]
-            if (fg & v).any() and (~fg & v).any():
-                out[b] = _edt(fg | ~v, sampling) + _edt(~fg | ~v, sampling)
-        return out
-
-    rows = []
-    for c in range(probs.shape[1]):
-        p, g = probs[:, c], target[:, c]
-        f = (p - g) ** 2 * (field(p) ** alpha + field(g) ** alpha)
-        if batch:
-            rows.append(np.full(len(p), f[valid].sum() / max(valid.sum(), 1)))
-        else:
-            rows.append([f[b][valid[b]].sum() / max(valid[b].sum(), 1) for b in range(len(p))])
-    units = np.array(rows).T  # [B, C']
-    if batch:
-        units = units[:1]
-    if reduction == "mean":
-        return units.mean()
-    if reduction == "sum":
-        return units.sum()
-    return units
-
-
-def one_hot2dist(mask, sampling=None):
-    """Kervadec et al.'s signed map for one channel (their ``one_hot2dist``)."""
-    if not mask.any():
-        return np.zeros(mask.shape)
-    neg = ~mask
-    return _edt(neg, sampling) * neg - (_edt(mask, sampling) - 1) * mask
-
-
-def ref_boundary(probs, target, idc, sampling=None):
-    """Kervadec et al.'s ``SurfaceLoss(idc)``: mean of ``probs * dist_maps`` over b, k, pixels."""
-    dist = np.zeros(target.shape)
-    for b in range(target.shape[0]):
-        for k in range(target.shape[1]):
-            dist[b, k] = one_hot2dist(target[b, k] > 0.5, sampling)
-    return (probs[:, idc] * dist[:, idc]).mean()
-
-
-def penalty_map(mask, valid=None, sampling=None, max_distance=None):
-    """Ma et al.'s inverted, normalised map of one side: ``(max D - D) / max(max D - D)``.
-
-    With the documented conventions where their code divides by zero (equal
-    depths: 1; no boundary: 0) and the ``max_distance`` band.
-    """
-    if valid is None:
-        valid = np.ones(mask.shape, bool)
-    inside = mask & valid
-    if not inside.any() or not (~mask & valid).any():
-        return np.zeros(mask.shape)
-    d = _edt(mask | ~valid, sampling)
-    lo, hi = d[inside].min(), d[inside].max()
-    if max_distance is not None:
-        phi = np.clip(1 - (d - lo) / max_distance, 0, 1)
-    elif hi > lo:
-        phi = (hi - d) / (hi - lo)
-    else:
-        phi = np.ones(mask.shape)
-    return np.where(inside, phi, 0.0)
-
-
-def _ce(probs, dense, activation):
-    if activation == "softmax":
-        return -dense * np.log(probs)  # per element; summed over classes by the caller
-    return -(dense * np.log(probs) + (1 - dense) * np.log(1 - probs))
-
-
-def ref_dwce(logits, labels, activation, *, valid=None, sampling=None, max_distance=None,
-             class_weights=None):
-    c = logits.shape[-1]
-    probs, dense = _probs(logits, activation), _dense(labels, c)
-    if valid is None:
-        valid = np.ones(labels.shape, bool)
-    phi = np.zeros(dense.shape)
-    for b in range(labels.shape[0]):
-        for k in range(c):
-            m = dense[b, ..., k] > 0.5
-            kw = dict(valid=valid[b], sampling=sampling, max_distance=max_distance)
-            phi[b, ..., k] = penalty_map(m, **kw)
-            if activation == "sigmoid":
-                phi[b, ..., k] += penalty_map(~m, **kw)
-    w = np.ones(c) if class_weights is None else np.asarray(class_weights)
-    elem = w * (1 + phi) * _ce(probs, dense, activation)
-    if activation == "softmax":
-        return elem.sum(-1)[valid].mean()
-    return elem[valid].mean()
-
-
-def contour(mask, valid):
-    """Mask pixels with a valid background face neighbour; outside the array does not count."""
-    m = mask & valid
-    # border_value=1: outside the array is inside for the erosion, so not a contour.
-    grown = m | ~valid  # excluded neighbours do not make a contour either
-    return m & ~ndi.binary_erosion(grown, border_value=1)
-
-
-def ref_shape_aware(logits, labels, activation, *, valid=None, sampling=None):
-    c = logits.shape[-1]
-    probs, dense = _probs(logits, activation), _dense(labels, c)
-    if valid is None:
-        valid = np.ones(labels.shape, bool)
-    e = np.zeros((labels.shape[0], c))
-    for b in range(labels.shape[0]):
-        for k in range(c):
-            cp = contour(probs[b, ..., k] > 0.5, valid[b])
-            cg = contour(dense[b, ..., k] > 0.5, valid[b])
-            if cp.any() and cg.any():
-                e[b, k] = _edt(~cg, sampling)[cp].mean()
-    weight = 1 + e.reshape((labels.shape[0],) + (1,) * (labels.ndim - 1) + (c,))
-    elem = weight * _ce(probs, dense, activation)
-    if activation == "softmax":
-        return elem.sum(-1)[valid].mean()
-    return elem[valid].mean()
 
 
 def _close(actual, desired, rtol=1e-9, atol=1e-12):
@@ -284,7 +134,7 @@ def test_hand_worked_shape_aware():
 def test_hausdorff_matches_monai_reference(spatial, activation, c):
     with jax.enable_x64(True):
         logits, labels = _inputs(spatial, c, activation=activation)
-        probs, dense = _first(_probs(logits, activation)), _first(_dense(labels, c))
+        probs, dense = _first(ref.probs(logits, activation)), _first(ref.one_hot(labels, c))
         options = [(False, True), (False, False)] + ([(True, True)] if c > 1 else [])
         for include_background, per_image in options:
             units = sl.hausdorff_dt_loss(
@@ -295,7 +145,7 @@ def test_hausdorff_matches_monai_reference(spatial, activation, c):
                 per_image=per_image,
                 reduction="none",
             )
-            expected = ref_hausdorff(
+            expected = ref.hausdorff_dt_loss(
                 probs,
                 dense,
                 include_background=include_background,
@@ -310,10 +160,12 @@ def test_hausdorff_matches_monai_reference(spatial, activation, c):
 def test_hausdorff_reductions_match_monai():
     with jax.enable_x64(True):
         logits, labels = _inputs(SHAPE_2D, 3)
-        probs, dense = _first(_probs(logits, "softmax")), _first(_dense(labels, 3))
+        probs, dense = _first(ref.probs(logits, "softmax")), _first(ref.one_hot(labels, 3))
         for per_image, reduction in [(True, "mean"), (False, "mean"), (True, "sum")]:
             loss = sl.hausdorff_dt_loss(logits, labels, per_image=per_image, reduction=reduction)
-            _close(loss, ref_hausdorff(probs, dense, batch=not per_image, reduction=reduction))
+            expected = ref.hausdorff_dt_loss(probs, dense, batch=not per_image,
+                                             reduction=reduction)
+            _close(loss, expected)
 
 
 def test_hausdorff_alpha_dense_labels_and_sampling():
@@ -321,12 +173,14 @@ def test_hausdorff_alpha_dense_labels_and_sampling():
         logits, labels = _inputs(SHAPE_2D, 3, seed=3)
         rng = np.random.default_rng(3)
         # Soft targets: the mask is g > 0.5, the squared error uses g itself.
-        dense = 0.8 * _dense(labels, 3) + 0.2 * rng.dirichlet(np.ones(3), size=labels.shape)
-        probs = _first(_probs(logits, "softmax"))
+        dense = 0.8 * ref.one_hot(labels, 3) + 0.2 * rng.dirichlet(np.ones(3), size=labels.shape)
+        probs = _first(ref.probs(logits, "softmax"))
         for alpha, sampling in [(1.0, (1.0, 1.0)), (1.5, (0.5, 2.0)), (2.0, (0.7, 0.7))]:
             traced = jnp.asarray(sampling)  # one compiled program for every value
             loss = sl.hausdorff_dt_loss(logits, dense, alpha=alpha, sampling=traced)
-            _close(loss, ref_hausdorff(probs, _first(dense), alpha=alpha, sampling=sampling))
+            expected = ref.hausdorff_dt_loss(probs, _first(dense), alpha=alpha,
+                                             sampling=sampling)
+            _close(loss, expected)
 
 
 def test_hausdorff_empty_and_full_masks_have_no_field():
@@ -340,8 +194,8 @@ def test_hausdorff_empty_and_full_masks_have_no_field():
     labels[1, 1:3, 1:3] = 1
     units = sl.hausdorff_dt_loss(logits, labels, reduction="none")
     assert units[0, 1] == 0
-    expected = ref_hausdorff(_first(_probs(logits, "softmax")), _first(_dense(labels, 2)),
-                             reduction="none")
+    expected = ref.hausdorff_dt_loss(_first(ref.probs(logits, "softmax")),
+                                     _first(ref.one_hot(labels, 2)), reduction="none")
     _close(units[:, 1:], expected, rtol=1e-6)
     assert units[1, 1] > 0
 
@@ -355,7 +209,7 @@ def test_hausdorff_class_weights_and_zero_at_perfect_prediction():
         )
         weighted = sl.hausdorff_dt_loss(logits, labels, include_background=True, class_weights=w)
         _close(weighted, np.mean((units * w).sum(-1) / w.sum()))
-        perfect = np.where(_dense(labels, 3) > 0, 1e4, -1e4)
+        perfect = np.where(ref.one_hot(labels, 3) > 0, 1e4, -1e4)
         assert sl.hausdorff_dt_loss(perfect, labels) == 0
 
 
@@ -366,28 +220,28 @@ def test_hausdorff_class_weights_and_zero_at_perfect_prediction():
 def test_boundary_matches_kervadec_reference(spatial):
     with jax.enable_x64(True):
         logits, labels = _inputs(spatial, 3)
-        probs, dense = _first(_probs(logits, "softmax")), _first(_dense(labels, 3))
+        probs, dense = _first(ref.probs(logits, "softmax")), _first(ref.one_hot(labels, 3))
         for per_image in (True, False):
             loss = sl.boundary_loss(logits, labels, per_image=per_image)
-            _close(loss, ref_boundary(probs, dense, idc=[1, 2]))
+            _close(loss, ref.boundary_loss(probs, dense, idc=[1, 2]))
         loss = sl.boundary_loss(logits, labels, include_background=True)
-        _close(loss, ref_boundary(probs, dense, idc=[0, 1, 2]))
+        _close(loss, ref.boundary_loss(probs, dense, idc=[0, 1, 2]))
         if len(spatial) == 2:
             # Anisotropic spacing >= 1: the reference's "- 1" is our smallest spacing.
             loss = sl.boundary_loss(logits, labels, sampling=(1.0, 2.0))
-            _close(loss, ref_boundary(probs, dense, idc=[1, 2], sampling=(1.0, 2.0)))
+            _close(loss, ref.boundary_loss(probs, dense, idc=[1, 2], sampling=(1.0, 2.0)))
 
 
 def test_boundary_sigmoid_and_units():
     with jax.enable_x64(True):
         logits, labels = _inputs(SHAPE_2D, 1, activation="sigmoid", seed=5)
-        probs, dense = _first(_probs(logits, "sigmoid")), _first(_dense(labels, 1))
+        probs, dense = _first(ref.probs(logits, "sigmoid")), _first(ref.one_hot(labels, 1))
         loss = sl.boundary_loss(logits, labels, activation="sigmoid")
-        _close(loss, ref_boundary(probs, dense, idc=[0]))  # C == 1: the channel is kept
+        _close(loss, ref.boundary_loss(probs, dense, idc=[0]))  # C == 1: the channel is kept
         units = sl.boundary_loss(logits, labels, activation="sigmoid", reduction="none")
         assert units.shape == (B, 1)
         # Minimised by the target itself among hard predictions.
-        target = np.where(_dense(labels, 1) > 0, 1e4, -1e4)
+        target = np.where(ref.one_hot(labels, 1) > 0, 1e4, -1e4)
         best = sl.boundary_loss(target, labels, activation="sigmoid")
         assert best < loss and best < 0
 
@@ -412,11 +266,13 @@ def test_distance_weighted_ce_matches_reference(spatial, activation, c):
         loss = sl.distance_weighted_cross_entropy(
             logits, labels, activation=activation, class_weights=w
         )
-        _close(loss, ref_dwce(logits, labels, activation, class_weights=w))
+        expected = ref.distance_weighted_cross_entropy(logits, labels, activation,
+                                                       class_weights=w)
+        _close(loss, expected)
         if len(spatial) == 2:
             kw = {"max_distance": 1.5, "sampling": (0.5, 1.5)}
             loss = sl.distance_weighted_cross_entropy(logits, labels, activation=activation, **kw)
-            _close(loss, ref_dwce(logits, labels, activation, **kw))
+            _close(loss, ref.distance_weighted_cross_entropy(logits, labels, activation, **kw))
 
 
 def test_distance_weighted_ce_conventions():
@@ -443,20 +299,20 @@ def test_shape_aware_matches_reference(spatial, activation, c):
     with jax.enable_x64(True):
         logits, labels = _inputs(spatial, c, activation=activation, seed=7)
         loss = sl.shape_aware_loss(logits, labels, activation=activation)
-        _close(loss, ref_shape_aware(logits, labels, activation))
+        _close(loss, ref.shape_aware_loss(logits, labels, activation))
         if len(spatial) == 2:
             loss = sl.shape_aware_loss(logits, labels, activation=activation, sampling=(2.0, 0.5))
-            _close(loss, ref_shape_aware(logits, labels, activation, sampling=(2.0, 0.5)))
+            _close(loss, ref.shape_aware_loss(logits, labels, activation, sampling=(2.0, 0.5)))
 
 
 def test_shape_aware_perfect_prediction_is_cross_entropy():
     with jax.enable_x64(True):
         logits, labels = _inputs(SHAPE_2D, 3, seed=8)
         # Shift the logits so that the argmax class has p > 0.5 and equals the label.
-        perfect = logits + 20.0 * _dense(labels, 3)
+        perfect = logits + 20.0 * ref.one_hot(labels, 3)
         _close(sl.shape_aware_loss(perfect, labels), sl.cross_entropy(perfect, labels))
         bin_logits, bin_labels = _inputs(SHAPE_2D, 1, activation="sigmoid", seed=8)
-        perfect = np.abs(bin_logits) * np.where(_dense(bin_labels, 1) > 0, 1, -1)
+        perfect = np.abs(bin_logits) * np.where(ref.one_hot(bin_labels, 1) > 0, 1, -1)
         _close(
             sl.shape_aware_loss(perfect, bin_labels, activation="sigmoid"),
             sl.binary_cross_entropy(perfect, bin_labels),
@@ -490,17 +346,17 @@ def test_where_matches_references():
         rng = np.random.default_rng(10)
         valid = rng.random(labels.shape) > 0.25
         where = jnp.asarray(valid)
-        probs, dense = _first(_probs(logits, "softmax")), _first(_dense(labels, 3))
+        probs, dense = _first(ref.probs(logits, "softmax")), _first(ref.one_hot(labels, 3))
         for per_image in (True, False):
             loss = sl.hausdorff_dt_loss(logits, labels, where=where, per_image=per_image)
-            _close(loss, ref_hausdorff(probs, dense, valid=valid, batch=not per_image))
+            _close(loss, ref.hausdorff_dt_loss(probs, dense, valid=valid, batch=not per_image))
         _close(
             sl.distance_weighted_cross_entropy(logits, labels, where=where),
-            ref_dwce(logits, labels, "softmax", valid=valid),
+            ref.distance_weighted_cross_entropy(logits, labels, "softmax", valid=valid),
         )
         _close(
             sl.shape_aware_loss(logits, labels, where=where),
-            ref_shape_aware(logits, labels, "softmax", valid=valid),
+            ref.shape_aware_loss(logits, labels, "softmax", valid=valid),
         )
 
 
@@ -528,22 +384,6 @@ def test_gradient_of_hausdorff_is_the_weighted_squared_error():
         field = np.array([5.0, 2, 5, 5, 2, 5])
         expected = 2 * (HAND_P[0] - HAND_LABELS[0]) * field / 6
         _close(grad[0, :, 0], expected, rtol=1e-12)
-
-
-# ------------------------------------------------------------------ batching and sharding
-
-
-def test_axis_name_gives_the_global_batch_statistic():
-    logits, labels = _inputs(SHAPE_2D, 3, seed=12, dtype=np.float32)
-    cases = [(sl.hausdorff_dt_loss, False), (sl.hausdorff_dt_loss, True)]
-    for loss, per_image in cases:
-        full = loss(logits, labels, per_image=per_image)
-
-        def one(x, y, loss=loss, per_image=per_image):
-            return loss(x[None], y[None], per_image=per_image, axis_name="i")
-
-        mapped = jax.vmap(one, axis_name="i")(logits, labels)
-        np.testing.assert_allclose(mapped, np.full(B, full), rtol=1e-5)
 
 
 # ------------------------------------------------------------- one activation, one check
@@ -620,13 +460,13 @@ def test_chunked_transform_on_cpu(monkeypatch):
     masks = jnp.asarray(rng.random((2, 3, 2, 6, 5)) < 0.5)
     monkeypatch.setattr(boundary, "_CPU_CHUNK", 5 * 30)
     chunked = boundary._edt(masks, spatial_ndim=2, sampling=(1.0, 0.5))
-    expected = np.stack([_edt(m, (1.0, 0.5)) for m in np.asarray(masks).reshape(-1, 6, 5)])
+    expected = np.stack([ref.edt(m, (1.0, 0.5)) for m in np.asarray(masks).reshape(-1, 6, 5)])
     np.testing.assert_allclose(chunked, expected.reshape(masks.shape), rtol=1e-6)
     # Through a loss (a shape used nowhere else, so it is compiled with the patch).
     with jax.enable_x64(True):
         logits, labels = _inputs((6, 5), 3, seed=15)
-        probs, dense = _first(_probs(logits, "softmax")), _first(_dense(labels, 3))
-        _close(sl.hausdorff_dt_loss(logits, labels), ref_hausdorff(probs, dense))
+        probs, dense = _first(ref.probs(logits, "softmax")), _first(ref.one_hot(labels, 3))
+        _close(sl.hausdorff_dt_loss(logits, labels), ref.hausdorff_dt_loss(probs, dense))
 
 
 def test_traced_sampling_under_jit():

@@ -1,6 +1,8 @@
 """Tests for the in-graph Euclidean distance transforms.
 
-Golden values come from ``scipy.ndimage.distance_transform_edt`` in float64.
+Golden values come from ``scipy.ndimage.distance_transform_edt`` in float64 and
+Kervadec et al.'s ``one_hot2dist`` (``reference.py``). The transforms inside
+``shard_map`` and ``pmap`` are tested in ``test_distributed.py``.
 Arrays are small and reuse a few shapes, so compiled functions are shared.
 """
 
@@ -10,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 import scipy.ndimage as ndi
 
 from segloss_jax._src import distance
@@ -30,17 +33,6 @@ def _masks(shape: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
         m.flat[rng.integers(m.size)] = False
         out.append(m)
     return out
-
-
-def _kervadec(m: np.ndarray, sampling=None) -> np.ndarray:
-    """Kervadec et al.'s reference ``one_hot2dist`` for one channel."""
-    if not m.any():
-        return np.zeros(m.shape)
-    neg = ~m
-    return (
-        ndi.distance_transform_edt(neg, sampling=sampling) * neg
-        - (ndi.distance_transform_edt(m, sampling=sampling) - 1) * m
-    )
 
 
 def _assert_close(actual, desired) -> None:
@@ -124,7 +116,7 @@ def test_strict_dtype_promotion():
     m = _masks((6, 7, 5))[1]
     with jax.numpy_dtype_promotion("strict"):
         _assert_close(edt(m, sampling=(1.0, 2.0, 0.5)), ndi.distance_transform_edt(m, (1, 2, 0.5)))
-        _assert_close(signed(m), _kervadec(m))
+        _assert_close(signed(m), ref.one_hot2dist(m))
 
 
 def test_jit_equals_eager():
@@ -161,10 +153,10 @@ def test_no_gradient():
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_signed_distance_matches_kervadec(shape):
     for m in _masks(shape, seed=1):
-        _assert_close(signed(m), _kervadec(m))
+        _assert_close(signed(m), ref.one_hot2dist(m))
         # Kervadec's reference subtracts 1 whatever the spacing: equal when min spacing is 1.
         sampling = tuple(np.linspace(1.0, 2.0, len(shape)))
-        _assert_close(signed(m, sampling=sampling), _kervadec(m, sampling))
+        _assert_close(signed(m, sampling=sampling), ref.one_hot2dist(m, sampling))
 
 
 def test_signed_distance_signs_and_zero_level():

@@ -14,11 +14,18 @@ and the gradient of that loss with respect to each device's shard is the
 matching slice of the single-device gradient, whether taken inside
 ``shard_map`` or through it.
 
-The boundary-loss and metric tests with ``axis_name`` are still in
-``test_boundary.py`` and ``test_metrics.py``.
+Boundary losses: ``axis_name`` under ``vmap`` gives the global-batch statistic; under
+``shard_map`` without ``axis_name`` each device gets the loss of its own shard. The
+streaming confusion matrix with ``axis_name`` under ``shard_map`` counts the whole batch.
+
+The distance transforms (``distance_transform_edt``, ``signed_distance``) and the
+surface-distance metrics, vmapped inside ``shard_map`` (and the transforms inside
+``pmap``), equal the single-device result and the float64 references.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +34,10 @@ import pytest
 import reference as ref
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from test_boundary import SHAPE_2D, B
+from test_boundary import _inputs as boundary_inputs
 from test_contract import CASES, _call, _num_classes
+from test_metrics import blob, random_labels
 
 import segloss_jax as sl
 from segloss_jax._src import reduce, stats
@@ -240,3 +250,177 @@ def test_registry_shard_map_axis_name_equals_one_device(name, act):
     m_value, m_grad = jax.jit(jax.value_and_grad(local))(logits, labels)
     np.testing.assert_allclose(m_value, value, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m_grad, grad, rtol=1e-4, atol=1e-7)
+
+
+# ------------------------------------------------------------------ boundary losses
+
+
+def test_axis_name_gives_the_global_batch_statistic():
+    logits, labels = boundary_inputs(SHAPE_2D, 3, seed=12, dtype=np.float32)
+    cases = [(sl.hausdorff_dt_loss, False), (sl.hausdorff_dt_loss, True)]
+    for loss, per_image in cases:
+        full = loss(logits, labels, per_image=per_image)
+
+        def one(x, y, loss=loss, per_image=per_image):
+            return loss(x[None], y[None], per_image=per_image, axis_name="i")
+
+        mapped = jax.vmap(one, axis_name="i")(logits, labels)
+        np.testing.assert_allclose(mapped, np.full(B, full), rtol=1e-5)
+
+
+BOUNDARY_LOSSES = ("boundary_loss", "hausdorff_dt_loss", "shape_aware_loss",
+                   "distance_weighted_cross_entropy")
+
+
+@pytest.mark.parametrize("sampling", [None, (0.5, 2.0)], ids=["unit", "anisotropic"])
+@pytest.mark.parametrize("name", BOUNDARY_LOSSES)
+def test_boundary_losses_under_shard_map_without_axis_name_are_local(name, sampling):
+    """Without axis_name each device gets the loss of its own shard of two images."""
+    rng = np.random.default_rng(22)
+    logits = jnp.asarray(rng.normal(scale=2.0, size=(16, 6, 5, 3)), jnp.float32)
+    labels = rng.integers(0, 3, size=(16, 6, 5))
+    labels[:, 0, 0] = 255  # some ignored pixels
+    labels[4:6] = 0  # a shard with background only
+    labels = jnp.asarray(labels, jnp.int32)
+    fn = functools.partial(getattr(sl, name), ignore_index=255, sampling=sampling)
+    losses = jax.jit(jax.shard_map(lambda x, y: fn(x, y)[None], mesh=_mesh(),
+                                   in_specs=(P("d"), P("d")), out_specs=P("d")))(logits, labels)
+    assert losses.shape == (8,)
+    for i in range(8):
+        assert_close(losses[i], fn(logits[2 * i:2 * i + 2], labels[2 * i:2 * i + 2]))
+
+
+# ------------------------------------------------------------------------- metrics
+
+
+def test_streaming_axis_name_under_shard_map():
+    devices = np.array(jax.devices()[:4])
+    if len(devices) < 4:
+        pytest.skip("needs 4 devices")
+    mesh = Mesh(devices, ("data",))
+    rng = np.random.default_rng(6)
+    pred = jnp.asarray(rng.integers(0, 3, (8, 5)))
+    labels = jnp.asarray(random_labels(rng, (8, 5), 3, ignore=255))
+
+    @functools.partial(jax.shard_map, mesh=mesh, in_specs=(P(), P("data"), P("data")),
+                       out_specs=P())
+    def update(state, p, y):
+        return state.update(p, y, ignore_index=255, axis_name="data")
+
+    state = update(sl.ConfusionMatrixMetric.init(3), pred, labels)
+    np.testing.assert_array_equal(state.counts(), ref.confusion_matrix(pred, labels, 3, None, 255))
+
+
+# ------------------------------------------- distance transforms and surface distances
+
+EDT_SHAPES = [(10, 10), (6, 6, 6)]
+EDT_IDS = ["2d", "3d"]
+TRANSFORMS = {"distance_transform_edt": ref.edt, "signed_distance": ref.one_hot2dist}
+
+
+def edt_masks(spatial, batch=16, seed=21):
+    """Masks of densities 0.2 to 0.95, each with a zero (scipy's transform needs one);
+    the first all background."""
+    rng = np.random.default_rng(seed + len(spatial))
+    density = np.linspace(0.2, 0.95, batch).reshape((batch,) + (1,) * len(spatial))
+    masks = rng.random((batch, *spatial)) < density
+    flat = masks.reshape(batch, -1)
+    flat[np.arange(batch), rng.integers(flat.shape[1], size=batch)] = False
+    masks[0] = False
+    return masks
+
+
+def scipy_transform(name, masks, sampling):
+    """The float64 reference of ``name`` for every mask of the batch."""
+    return np.stack([TRANSFORMS[name](m, sampling) for m in masks])
+
+
+def sharded(fn, n_args=1):
+    """``fn`` under jit of shard_map over the 8 devices, every argument and the output
+    split along the batch."""
+    specs = (P("d"),) * n_args
+    return jax.jit(jax.shard_map(fn, mesh=_mesh(), in_specs=specs if n_args > 1 else specs[0],
+                                 out_specs=P("d")))
+
+
+@pytest.mark.parametrize("sampling", [None, "anisotropic"])
+@pytest.mark.parametrize("spatial", EDT_SHAPES, ids=EDT_IDS)
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_transforms_under_shard_map_equal_one_device_and_scipy(name, spatial, sampling):
+    # Spacing with smallest step 1: Kervadec's "- 1" is then the library's.
+    sampling = None if sampling is None else (1.0, 2.0, 1.5)[:len(spatial)]
+    masks = edt_masks(spatial)
+    fn = jax.vmap(functools.partial(getattr(sl, name), sampling=sampling))
+    single = fn(jnp.asarray(masks))
+    mapped = sharded(fn)(jnp.asarray(masks))
+    assert mapped.shape == masks.shape
+    np.testing.assert_allclose(mapped, single, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mapped, scipy_transform(name, masks, sampling), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_transforms_under_shard_map_with_traced_sampling(name):
+    """A replicated traced spacing beside the sharded masks."""
+    masks = edt_masks((10, 10))
+    sampling = jnp.array([1.0, 2.5])
+
+    def fn(m, s):
+        return jax.vmap(lambda x: getattr(sl, name)(x, sampling=s))(m)
+
+    mapped = jax.jit(jax.shard_map(fn, mesh=_mesh(), in_specs=(P("d"), P()),
+                                   out_specs=P("d")))(jnp.asarray(masks), sampling)
+    np.testing.assert_allclose(mapped, fn(jnp.asarray(masks), sampling), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mapped, scipy_transform(name, masks, (1.0, 2.5)), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("spatial", EDT_SHAPES, ids=EDT_IDS)
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_transforms_under_pmap_equal_one_device_and_scipy(name, spatial):
+    masks = edt_masks(spatial, seed=23)
+    fn = jax.vmap(getattr(sl, name))
+    per_device = jnp.asarray(masks.reshape(8, 2, *spatial))  # a leading device axis of 8
+    mapped = jax.pmap(fn, devices=jax.devices()[:8])(per_device)
+    assert mapped.shape == (8, 2, *spatial)
+    mapped = np.asarray(mapped).reshape(masks.shape)
+    np.testing.assert_allclose(mapped, fn(jnp.asarray(masks)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mapped, scipy_transform(name, masks, None), rtol=1e-5, atol=1e-5)
+
+
+# Library bug: hausdorff_distance with percentile < 100 fails inside shard_map ("scan body
+# function carry input and carry output must have equal types": the initial lower bound
+# of metrics._order_statistic's fori_loop is not varying over the manual axis). Strict:
+# the mark must go when the library is fixed.
+_HD95_IN_SHARD_MAP = pytest.mark.xfail(raises=TypeError, strict=True,
+                                       reason="library: percentile loop carry under shard_map")
+METRIC_CASES = [
+    pytest.param("hausdorff_distance", {}, id="hd"),
+    pytest.param("hausdorff_distance", {"percentile": 95.0}, id="hd95",
+                 marks=_HD95_IN_SHARD_MAP),
+    pytest.param("average_surface_distance", {}, id="asd"),
+    pytest.param("average_surface_distance", {"symmetric": False}, id="asd-directed"),
+]
+
+
+def surface_reference(name, a, b, kwargs):
+    if name == "hausdorff_distance":
+        return ref.hausdorff_distance(a, b, kwargs.get("percentile", 100.0))
+    return ref.average_surface_distance(a, b, kwargs.get("symmetric", True))
+
+
+@pytest.mark.parametrize("spatial", EDT_SHAPES, ids=EDT_IDS)
+@pytest.mark.parametrize("name,kwargs", METRIC_CASES)
+def test_surface_distances_under_shard_map_equal_one_device(name, kwargs, spatial):
+    rng = np.random.default_rng(24)
+    a = np.stack([blob(rng, spatial, p=0.3) for _ in range(16)])
+    b = np.stack([blob(rng, spatial, p=0.4) for _ in range(16)])
+    b[3] = False  # one empty mask: inf
+    a[5] = b[5] = False  # both empty: NaN
+    fn = jax.vmap(functools.partial(getattr(sl, name), **kwargs))
+    single = fn(jnp.asarray(a), jnp.asarray(b))
+    mapped = sharded(fn, n_args=2)(jnp.asarray(a), jnp.asarray(b))
+    assert mapped.shape == (16,)
+    np.testing.assert_allclose(mapped, single, rtol=1e-6)
+    expected = [surface_reference(name, x, y, kwargs) for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(mapped, expected, rtol=1e-5)

@@ -1,8 +1,10 @@
 """Metrics, the streaming evaluator and class weights against NumPy/scipy references.
 
-References are written here from the definitions: the confusion matrix with
-``np.add.at``, surfaces with ``scipy.ndimage.binary_erosion`` and surface
-distances by brute force over all pairs of surface elements.
+The references are in ``reference.py``, written from the definitions: the
+confusion matrix with ``np.add.at``, surfaces with
+``scipy.ndimage.binary_erosion`` and surface distances by brute force over all
+pairs of surface elements. The streaming evaluator with ``axis_name`` under
+``shard_map`` is tested in ``test_distributed.py``.
 """
 
 from __future__ import annotations
@@ -13,75 +15,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from jax.experimental import checkify
-from jax.sharding import Mesh, PartitionSpec
 from scipy import ndimage
 
 import segloss_jax as sl
 
-# ----------------------------------------------------------------------------- references
-
-
-def ref_confusion(pred, labels, c, where=None, ignore_index=None):
-    shape = np.shape(labels)
-    pred, labels = np.asarray(pred).ravel(), np.asarray(labels).ravel()
-    keep = np.ones(labels.shape, bool)
-    if where is not None:
-        keep &= np.broadcast_to(np.asarray(where), shape).ravel()
-    if ignore_index is not None:
-        keep &= labels != ignore_index
-    keep &= (labels >= 0) & (labels < c) & (pred >= 0) & (pred < c)
-    m = np.zeros((c, c), np.int64)
-    np.add.at(m, (labels[keep], pred[keep]), 1)
-    return m
-
-
-def ref_scores(m):
-    m = np.asarray(m, np.float64)
-    tp = np.diag(m)
-    fp, fn = m.sum(0) - tp, m.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
-        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-    return iou, dice
-
-
-def ref_surface(mask):
-    mask = np.asarray(mask, bool)
-    structure = ndimage.generate_binary_structure(mask.ndim, 1)
-    return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
-
-
-def ref_directed(a, b, sampling):
-    """Distances from each surface element of ``a`` to the nearest of ``b``'s surface."""
-    sa, sb = np.argwhere(ref_surface(a)), np.argwhere(ref_surface(b))
-    s = np.broadcast_to(np.asarray(1.0 if sampling is None else sampling, np.float64), (a.ndim,))
-    diff = (sa[:, None, :] - sb[None, :, :]) * s
-    return np.sqrt((diff**2).sum(-1)).min(1)
-
-
-def ref_hausdorff(a, b, q=100.0, sampling=None):
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    if not a.any() and not b.any():
-        return np.nan
-    if not a.any() or not b.any():
-        return np.inf
-    return max(np.percentile(ref_directed(a, b, sampling), q),
-               np.percentile(ref_directed(b, a, sampling), q))
-
-
-def ref_asd(a, b, symmetric=True, sampling=None):
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    if not a.any() and not b.any():
-        return np.nan
-    if not a.any() or not b.any():
-        return np.inf
-    d = ref_directed(a, b, sampling)
-    if symmetric:
-        d = np.concatenate([d, ref_directed(b, a, sampling)])
-    return d.mean()
+# ----------------------------------------------------------------------------- inputs
 
 
 def random_labels(rng, shape, c, ignore=None, p_ignore=0.1):
@@ -110,7 +52,7 @@ def test_confusion_matrix_matches_reference(shape, c):
     got = sl.confusion_matrix(jnp.asarray(pred), jnp.asarray(labels), c, where=jnp.asarray(where),
                               ignore_index=255)
     assert got.dtype == jnp.int32 and got.shape == (c, c)
-    np.testing.assert_array_equal(got, ref_confusion(pred, labels, c, where, 255))
+    np.testing.assert_array_equal(got, ref.confusion_matrix(pred, labels, c, where, 255))
 
 
 @given(st.sampled_from([2, 5]), st.integers(0, 2**31 - 1))
@@ -119,7 +61,7 @@ def test_confusion_matrix_property(c, seed):
     labels = random_labels(rng, (40,), c, ignore=-1, p_ignore=rng.random())
     pred = rng.integers(0, c, (40,))
     got = sl.confusion_matrix(jnp.asarray(pred), jnp.asarray(labels), c, ignore_index=-1)
-    np.testing.assert_array_equal(got, ref_confusion(pred, labels, c, None, -1))
+    np.testing.assert_array_equal(got, ref.confusion_matrix(pred, labels, c, None, -1))
     # Rows are targets: they sum to the per-class target counts.
     np.testing.assert_array_equal(np.asarray(got).sum(1),
                                   [np.sum(labels == k) for k in range(c)])
@@ -147,11 +89,11 @@ def test_confusion_matrix_broadcast_where_and_jit_vmap():
     f = functools.partial(sl.confusion_matrix, num_classes=3)
     eager = f(pred, labels, where=where)
     np.testing.assert_array_equal(jax.jit(f)(pred, labels, where=where), eager)
-    np.testing.assert_array_equal(eager, ref_confusion(pred, labels, 3, where))
+    np.testing.assert_array_equal(eager, ref.confusion_matrix(pred, labels, 3, where))
     per_image = jax.vmap(lambda p, y: f(p, y))(pred, labels)
     np.testing.assert_array_equal(per_image.sum(0), f(pred, labels))
     for b in range(4):
-        np.testing.assert_array_equal(per_image[b], ref_confusion(pred[b], labels[b], 3))
+        np.testing.assert_array_equal(per_image[b], ref.confusion_matrix(pred[b], labels[b], 3))
 
 
 def test_integer_where_counts_nonzero_pixels():
@@ -159,7 +101,7 @@ def test_integer_where_counts_nonzero_pixels():
     labels = jnp.array([[0, 1, 1, 2, 2, 0]])
     pred = jnp.array([[0, 1, 0, 2, 1, 1]])
     where = jnp.array([[1, 0, 2, -1, 0, 7]], jnp.int32)
-    expected = ref_confusion(pred, labels, 3, np.asarray(where) != 0)
+    expected = ref.confusion_matrix(pred, labels, 3, np.asarray(where) != 0)
     np.testing.assert_array_equal(sl.confusion_matrix(pred, labels, 3, where=where), expected)
     np.testing.assert_array_equal(
         sl.confusion_matrix(pred, labels, 3, where=where.astype(jnp.uint8) > 0), expected)
@@ -213,7 +155,7 @@ def test_iou_and_dice_match_reference(seed):
     pred[0, 0, 0] = 2
     iou = sl.iou_score(jnp.asarray(pred), jnp.asarray(labels), c, ignore_index=255)
     dice = sl.dice_score(jnp.asarray(pred), jnp.asarray(labels), c, ignore_index=255)
-    ref_iou, ref_dice = ref_scores(ref_confusion(pred, labels, c, None, 255))
+    ref_iou, ref_dice = ref.iou_dice_scores(ref.confusion_matrix(pred, labels, c, None, 255))
     assert np.isnan(iou[3]) and np.isnan(dice[3])
     np.testing.assert_allclose(iou, ref_iou, rtol=1e-6)
     np.testing.assert_allclose(dice, ref_dice, rtol=1e-6)
@@ -242,8 +184,8 @@ def test_scores_from_batched_confusion():
     iou = sl.iou_from_confusion(cms)
     assert iou.shape == (4, 3)
     for b in range(4):
-        np.testing.assert_allclose(iou[b], ref_scores(ref_confusion(pred[b], labels[b], 3))[0],
-                                   rtol=1e-6)
+        expected = ref.iou_dice_scores(ref.confusion_matrix(pred[b], labels[b], 3))[0]
+        np.testing.assert_allclose(iou[b], expected, rtol=1e-6)
     assert sl.mean_score(iou).shape == (4,)
     with pytest.raises(ValueError, match="confusion"):
         sl.iou_from_confusion(jnp.ones((3, 2)))
@@ -271,10 +213,10 @@ def test_streaming_equals_whole_set_not_mean_of_batches():
         state = update(state, jnp.asarray(pred), jnp.asarray(labels), ignore_index=255)
     all_pred = np.concatenate([p.ravel() for p, _ in batches])
     all_labels = np.concatenate([y.ravel() for _, y in batches])
-    m = ref_confusion(all_pred, all_labels, c, None, 255)
+    m = ref.confusion_matrix(all_pred, all_labels, c, None, 255)
     out = state.compute()
     np.testing.assert_array_equal(state.counts(), m)
-    ref_iou, ref_dice = ref_scores(m)
+    ref_iou, ref_dice = ref.iou_dice_scores(m)
     np.testing.assert_allclose(out["iou"], ref_iou, rtol=1e-6)
     np.testing.assert_allclose(out["dice"], ref_dice, rtol=1e-6)
     np.testing.assert_allclose(out["mean_iou"], np.nanmean(ref_iou), rtol=1e-6)
@@ -290,7 +232,7 @@ def test_streaming_in_scan_and_merge():
         return state.update(*batch), None
 
     state, _ = jax.lax.scan(step, sl.ConfusionMatrixMetric.init(4), (pred, labels))
-    np.testing.assert_array_equal(state.counts(), ref_confusion(pred, labels, 4))
+    np.testing.assert_array_equal(state.counts(), ref.confusion_matrix(pred, labels, 4))
     first = sl.ConfusionMatrixMetric.init(4).update(pred[:3], labels[:3])
     second = sl.ConfusionMatrixMetric.init(4).update(pred[3:], labels[3:])
     np.testing.assert_array_equal(first.merge(second).counts(), state.counts())
@@ -310,39 +252,7 @@ def test_streaming_counts_beyond_int32_are_exact():
         assert np.all(np.asarray(state.low) < 2**30) and state.low.dtype == jnp.int32
 
 
-def test_streaming_axis_name_under_shard_map():
-    devices = np.array(jax.devices()[:4])
-    if len(devices) < 4:
-        pytest.skip("needs 4 devices")
-    mesh = Mesh(devices, ("data",))
-    rng = np.random.default_rng(6)
-    pred = jnp.asarray(rng.integers(0, 3, (8, 5)))
-    labels = jnp.asarray(random_labels(rng, (8, 5), 3, ignore=255))
-
-    @functools.partial(jax.shard_map, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec("data"),
-                                                           PartitionSpec("data")),
-                       out_specs=PartitionSpec())
-    def update(state, p, y):
-        return state.update(p, y, ignore_index=255, axis_name="data")
-
-    state = update(sl.ConfusionMatrixMetric.init(3), pred, labels)
-    np.testing.assert_array_equal(state.counts(), ref_confusion(pred, labels, 3, None, 255))
-
-
 # ----------------------------------------------------------------------------- class weights
-
-
-def ref_weights(labels, c, power=1.0, ignore_index=None):
-    labels = np.asarray(labels).ravel()
-    if ignore_index is not None:
-        labels = labels[labels != ignore_index]
-    counts = np.array([np.sum(labels == k) for k in range(c)], np.float64)
-    present = counts > 0
-    raw = np.zeros(c)
-    raw[present] = (counts[present] / counts.sum()) ** -power
-    w = raw / raw[present].mean()
-    w[~present] = w[present].max()
-    return w
 
 
 @pytest.mark.parametrize("power", [1.0, 0.5, 2.0])
@@ -350,7 +260,7 @@ def test_inverse_frequency_weights_match_reference(power):
     rng = np.random.default_rng(7)
     labels = rng.choice([0, 1, 2, 4, 255], size=(3, 6, 6), p=[0.6, 0.25, 0.1, 0.03, 0.02])
     got = sl.inverse_frequency_weights(jnp.asarray(labels), 5, power=power, ignore_index=255)
-    np.testing.assert_allclose(got, ref_weights(labels, 5, power, 255), rtol=1e-5)
+    np.testing.assert_allclose(got, ref.inverse_frequency_weights(labels, 5, power, 255), rtol=1e-5)
     present = np.isin(np.arange(5), labels)
     np.testing.assert_allclose(np.mean(np.asarray(got)[present]), 1.0, rtol=1e-6)
     assert got[3] == np.max(got)  # class 3 never occurs: the largest weight
@@ -391,7 +301,7 @@ def test_surface_matches_scipy_erosion():
         mask = blob(rng, shape)
         mask.flat[0] = True  # on the border: surface
         surface = contour(jnp.asarray(mask), mask.ndim, border_outside=True)
-        np.testing.assert_array_equal(surface, ref_surface(mask))
+        np.testing.assert_array_equal(surface, ref.surface(mask))
 
 
 @pytest.mark.parametrize("shape,sampling", [
@@ -405,7 +315,8 @@ def test_hausdorff_matches_brute_force(shape, sampling, q):
         a, b = blob(rng, shape, p=0.3), blob(rng, shape, p=0.4)
         got = sl.hausdorff_distance(jnp.asarray(a), jnp.asarray(b), percentile=q,
                                     sampling=sampling)
-        np.testing.assert_allclose(got, ref_hausdorff(a, b, q, sampling), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, ref.hausdorff_distance(a, b, q, sampling), rtol=1e-5,
+                                   atol=1e-5)
 
 
 @pytest.mark.parametrize("shape,sampling", [((10, 11), None), ((10, 11), (0.7, 1.9)),
@@ -417,7 +328,8 @@ def test_average_surface_distance_matches_brute_force(shape, sampling, symmetric
         a, b = blob(rng, shape, p=0.3), blob(rng, shape, p=0.4)
         got = sl.average_surface_distance(jnp.asarray(a), jnp.asarray(b), symmetric=symmetric,
                                           sampling=sampling)
-        np.testing.assert_allclose(got, ref_asd(a, b, symmetric, sampling), rtol=1e-5)
+        np.testing.assert_allclose(got, ref.average_surface_distance(a, b, symmetric, sampling),
+                                   rtol=1e-5)
 
 
 def test_surface_distances_empty_conventions():
@@ -429,7 +341,8 @@ def test_surface_distances_empty_conventions():
         assert f(empty, some) == np.inf and f(some, empty) == np.inf
         assert f(some, some) == 0 and f(full, full) == 0
     # A full mask's surface is the image border.
-    np.testing.assert_allclose(sl.hausdorff_distance(some, full), ref_hausdorff(some, full))
+    np.testing.assert_allclose(sl.hausdorff_distance(some, full),
+                               ref.hausdorff_distance(some, full))
     np.testing.assert_allclose(sl.hausdorff_distance(empty, some, percentile=95.0), np.inf)
 
 
@@ -440,19 +353,19 @@ def test_surface_distances_jit_vmap_and_traced_options():
     b[2] = False  # one empty pair member in the batch
     hd95 = jax.jit(jax.vmap(functools.partial(sl.hausdorff_distance, percentile=95.0)))
     got = hd95(jnp.asarray(a), jnp.asarray(b))
-    ref = [ref_hausdorff(x, y, 95.0) for x, y in zip(a, b, strict=True)]
-    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    expected = [ref.hausdorff_distance(x, y, 95.0) for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
     # Percentile and sampling may be traced values.
     f = jax.jit(lambda x, y, q, s: sl.hausdorff_distance(x, y, percentile=q, sampling=s))
     got = f(jnp.asarray(a[0]), jnp.asarray(b[0]), 90.0, jnp.array([1.5, 0.5]))
-    np.testing.assert_allclose(got, ref_hausdorff(a[0], b[0], 90.0, (1.5, 0.5)), rtol=1e-5)
+    np.testing.assert_allclose(got, ref.hausdorff_distance(a[0], b[0], 90.0, (1.5, 0.5)), rtol=1e-5)
     # Per class of one-hot masks: vmap over the last axis.
     labels, pred = rng.integers(0, 3, (9, 10)), rng.integers(0, 3, (9, 10))
     onehot = lambda y: jax.nn.one_hot(y, 3) > 0  # noqa: E731
     per_class = jax.vmap(sl.average_surface_distance, in_axes=(-1, -1))(onehot(pred),
                                                                         onehot(labels))
-    np.testing.assert_allclose(per_class, [ref_asd(pred == k, labels == k) for k in range(3)],
-                               rtol=1e-5)
+    expected = [ref.average_surface_distance(pred == k, labels == k) for k in range(3)]
+    np.testing.assert_allclose(per_class, expected, rtol=1e-5)
 
 
 def test_hausdorff_float64_sampling_under_x64():
@@ -463,7 +376,7 @@ def test_hausdorff_float64_sampling_under_x64():
         got = sl.hausdorff_distance(jnp.asarray(a), jnp.asarray(b), percentile=95.0,
                                     sampling=sampling)
         assert got.dtype == jnp.float64
-        np.testing.assert_allclose(got, ref_hausdorff(a, b, 95.0, (0.3, 1.7)), rtol=1e-12)
+        np.testing.assert_allclose(got, ref.hausdorff_distance(a, b, 95.0, (0.3, 1.7)), rtol=1e-12)
         # NumPy float64 spacing (static) asks for float64 as well; Python floats do not.
         host = sl.hausdorff_distance(jnp.asarray(a), jnp.asarray(b), percentile=95.0,
                                      sampling=np.array([0.3, 1.7]))

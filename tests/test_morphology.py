@@ -1,8 +1,8 @@
 """Tests for the neighbourhood and sampling helpers of ``segloss_jax._src.morphology``.
 
-Grey-level erosion and dilation are checked against float64 ``scipy.ndimage``
-references: erosion is ``grey_erosion`` with the cross (plus-shaped) footprint,
-dilation ``grey_dilation`` with the full ``3^d`` box, both with
+Grey-level erosion and dilation are checked against the float64 ``scipy.ndimage``
+references of ``reference.py``: erosion is ``grey_erosion`` with the cross
+(plus-shaped) footprint, dilation ``grey_dilation`` with the full ``3^d`` box, both with
 ``mode="nearest"`` (a replicated border value is already in the window, so it
 never wins) and, to show that the border is neutral, with a constant border
 that cannot win either. Contours are checked on hand-worked masks and against
@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 import scipy.ndimage as ndi
 from jax.test_util import check_grads
 
@@ -38,28 +39,6 @@ def _cross(ndim):
     return ndi.generate_binary_structure(ndim, 1)
 
 
-def _box(ndim):
-    return np.ones((3,) * ndim, bool)
-
-
-def _per_image(fn, x, spatial_ndim):
-    """Applies a NumPy function of one ``[*spatial]`` image to ``[..., *spatial]``."""
-    images = x.reshape((-1, *x.shape[x.ndim - spatial_ndim :]))
-    return np.stack([fn(img) for img in images]).reshape(x.shape)
-
-
-def ref_erode(x, spatial_ndim, mode="nearest"):
-    return _per_image(
-        lambda img: ndi.grey_erosion(img, footprint=_cross(spatial_ndim), mode=mode,
-                                     cval=np.inf), x, spatial_ndim)
-
-
-def ref_dilate(x, spatial_ndim, mode="nearest"):
-    return _per_image(
-        lambda img: ndi.grey_dilation(img, footprint=_box(spatial_ndim), mode=mode,
-                                      cval=-np.inf), x, spatial_ndim)
-
-
 # --------------------------------------------------------------------- erosion and dilation
 
 
@@ -71,12 +50,12 @@ def test_erode_and_dilate_match_scipy_float64(shape):
     with jax.enable_x64(True):
         eroded, dilated = erode(jnp.asarray(x), nd), dilate(jnp.asarray(x), nd)
         assert eroded.dtype == dilated.dtype == jnp.float64
-        np.testing.assert_array_equal(eroded, ref_erode(x, nd))
-        np.testing.assert_array_equal(dilated, ref_dilate(x, nd))
+        np.testing.assert_array_equal(eroded, ref.grey_erosion(x, nd))
+        np.testing.assert_array_equal(dilated, ref.grey_dilation(x, nd))
         # The border is neutral: the same as a constant border that never wins.
-        np.testing.assert_array_equal(eroded, ref_erode(x, nd, mode="constant"))
-        np.testing.assert_array_equal(dilated, ref_dilate(x, nd, mode="constant"))
-        expected = ref_dilate(ref_erode(x, nd), nd)
+        np.testing.assert_array_equal(eroded, ref.grey_erosion(x, nd, mode="constant"))
+        np.testing.assert_array_equal(dilated, ref.grey_dilation(x, nd, mode="constant"))
+        expected = ref.grey_dilation(ref.grey_erosion(x, nd), nd)
         np.testing.assert_array_equal(opening(jnp.asarray(x), nd), expected)
 
 
@@ -99,8 +78,8 @@ def test_spatial_ndim_leaves_leading_axes_alone():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4, 5, 6)).astype(np.float32)
     # spatial_ndim=2: the first axis is a batch, never mixed.
-    np.testing.assert_array_equal(erode(x, 2), ref_erode(x, 2))
-    np.testing.assert_array_equal(dilate(x, 1), ref_dilate(x, 1))
+    np.testing.assert_array_equal(erode(x, 2), ref.grey_erosion(x, 2))
+    np.testing.assert_array_equal(dilate(x, 1), ref.grey_dilation(x, 1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16, np.int32, np.uint8, np.bool_])
@@ -108,10 +87,10 @@ def test_dtypes_are_kept(dtype):
     rng = np.random.default_rng(2)
     values = (rng.random((6, 7)) * 50).astype(np.float32)
     x = values > 25 if dtype == np.bool_ else values.astype(dtype)
-    for fn, ref in ((erode, ref_erode), (dilate, ref_dilate)):
+    for fn, reference in ((erode, ref.grey_erosion), (dilate, ref.grey_dilation)):
         out = fn(jnp.asarray(x), 2)
         assert out.dtype == jnp.asarray(x).dtype
-        expected = ref(np.asarray(x, np.float64), 2)
+        expected = reference(np.asarray(x, np.float64), 2)
         np.testing.assert_array_equal(np.asarray(out, np.float64), expected)
 
 
@@ -201,11 +180,11 @@ def test_contour_matches_scipy_erosion(shape):
     valid = rng.random((2, *shape)) < 0.8
     cross = _cross(nd)
     # Surface: m & ~binary_erosion(m) with scipy's defaults (border_value=0).
-    expected = _per_image(lambda m: m & ~ndi.binary_erosion(m, cross), masks, nd)
+    expected = ref.map_images(lambda m: m & ~ndi.binary_erosion(m, cross), masks, nd)
     np.testing.assert_array_equal(contour(masks, nd), expected)
     # Don't-care border and excluded pixels.
     grown = masks | ~valid
-    expected = masks & valid & _per_image(
+    expected = masks & valid & ref.map_images(
         lambda g: ~ndi.binary_erosion(g, cross, border_value=1), grown, nd)
     np.testing.assert_array_equal(
         contour(masks, nd, valid=valid, border_outside=False), expected)
