@@ -372,10 +372,10 @@ def test_hessian_vector_products(name, act):
             return jax.grad(lambda z: _call(name, act, z, labels))(x)
 
         v = jnp.asarray(np.random.default_rng(5).normal(size=logits.shape))
-        _, hvp = jax.jvp(grad_fn, (logits,), (v,))
+        _, hvp = jax.jit(lambda x, v: jax.jvp(grad_fn, (x,), (v,)))(logits, v)
         eps = 1e-6  # central differences of the gradient along v
-        fd = (grad_fn(logits + eps * v) - grad_fn(logits - eps * v)) / (2 * eps)
-        np.testing.assert_allclose(hvp, fd, rtol=1e-4, atol=1e-6)
-        hessian = jax.hessian(lambda z: _call(name, act, z, labels))(logits)
+        grads = jax.jit(jax.vmap(grad_fn))(jnp.stack([logits + eps * v, logits - eps * v]))
+        np.testing.assert_allclose(hvp, (grads[0] - grads[1]) / (2 * eps), rtol=1e-4, atol=1e-6)
+        hessian = jax.jit(jax.hessian(lambda z: _call(name, act, z, labels)))(logits)
         assert hessian.shape == logits.shape * 2
         np.testing.assert_allclose(jnp.tensordot(hessian, v, v.ndim), hvp, rtol=1e-6, atol=1e-9)

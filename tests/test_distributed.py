@@ -229,7 +229,9 @@ def _mesh():
 
 
 @pytest.mark.parametrize("name,act", CASES)
-def test_registry_sharded_jit_equals_one_device(name, act):
+def test_registry_sharded_equals_one_device(name, act):
+    """(a) ``jit`` over batch-sharded inputs and (b) ``shard_map`` with ``axis_name`` and
+    ``out_specs=P()`` give the single-device value and gradient."""
     logits, labels = _uneven_batch(act)
     fn = jax.jit(jax.value_and_grad(lambda l, y: _call(name, act, l, y, ignore_index=255)))
     value, grad = fn(logits, labels)
@@ -237,13 +239,6 @@ def test_registry_sharded_jit_equals_one_device(name, act):
     s_value, s_grad = fn(jax.device_put(logits, sharding), jax.device_put(labels, sharding))
     np.testing.assert_allclose(s_value, value, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s_grad, grad, rtol=1e-4, atol=1e-7)
-
-
-@pytest.mark.parametrize("name,act", CASES)
-def test_registry_shard_map_axis_name_equals_one_device(name, act):
-    logits, labels = _uneven_batch(act)
-    value, grad = jax.value_and_grad(
-        lambda l: _call(name, act, l, labels, ignore_index=255))(logits)
     local = jax.shard_map(
         lambda l, y: _call(name, act, l, y, ignore_index=255, axis_name="d"),
         mesh=_mesh(), in_specs=(P("d"), P("d")), out_specs=P())
@@ -388,16 +383,9 @@ def test_transforms_under_pmap_equal_one_device_and_scipy(name, spatial):
     np.testing.assert_allclose(mapped, scipy_transform(name, masks, None), rtol=1e-5, atol=1e-5)
 
 
-# Library bug: hausdorff_distance with percentile < 100 fails inside shard_map ("scan body
-# function carry input and carry output must have equal types": the initial lower bound
-# of metrics._order_statistic's fori_loop is not varying over the manual axis). Strict:
-# the mark must go when the library is fixed.
-_HD95_IN_SHARD_MAP = pytest.mark.xfail(raises=TypeError, strict=True,
-                                       reason="library: percentile loop carry under shard_map")
 METRIC_CASES = [
     pytest.param("hausdorff_distance", {}, id="hd"),
-    pytest.param("hausdorff_distance", {"percentile": 95.0}, id="hd95",
-                 marks=_HD95_IN_SHARD_MAP),
+    pytest.param("hausdorff_distance", {"percentile": 95.0}, id="hd95"),
     pytest.param("average_surface_distance", {}, id="asd"),
     pytest.param("average_surface_distance", {"symmetric": False}, id="asd-directed"),
 ]

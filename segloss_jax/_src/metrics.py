@@ -595,7 +595,9 @@ def _order_statistic(values: jax.Array, keep: jax.Array, rank: jax.Array) -> jax
 
     top = jnp.max(jnp.where(keep, bits, 0))
     steps = 8 * values.dtype.itemsize - 1
-    _, found = jax.lax.fori_loop(0, steps, halve, (jnp.zeros((), int_type), top))
+    # The lower bound starts from `top` (zero), so that inside shard_map the loop carry
+    # varies over the same mesh axes as the data.
+    _, found = jax.lax.fori_loop(0, steps, halve, (jnp.zeros_like(top), top))
     return jax.lax.bitcast_convert_type(found, values.dtype)
 
 
