@@ -150,12 +150,8 @@ def weighted_cross_entropy(
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       beta: scalar or ``[C]`` non-negative weight of the positive term.
       activation: ``"sigmoid"`` or ``None``.
-      class_weights: optional ``[C]`` per-channel weights.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      ignore_index: integer label value treated as ``where=False``.
-      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
-        are taken: the mean of the global batch (:doc:`/conventions`).
-      reduction: ``"mean"`` over valid elements, ``"sum"`` or ``"none"``.
+      class_weights, where, ignore_index, axis_name, reduction: as for
+        :func:`binary_cross_entropy`.
 
     Returns:
       A scalar, or ``[B, *spatial, C]`` for ``reduction="none"``.
