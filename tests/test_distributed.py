@@ -412,3 +412,15 @@ def test_surface_distances_under_shard_map_equal_one_device(name, kwargs, spatia
     np.testing.assert_allclose(mapped, single, rtol=1e-6)
     expected = [surface_reference(name, x, y, kwargs) for x, y in zip(a, b, strict=True)]
     np.testing.assert_allclose(mapped, expected, rtol=1e-5)
+
+
+def test_combine_passes_axis_name_to_every_term():
+    logits, labels = _uneven_batch("softmax")
+    loss_fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5, "lovasz_softmax": 0.25},
+                         ignore_index=255)
+    value, grad = jax.value_and_grad(lambda l: loss_fn(l, labels))(logits)
+    local = jax.shard_map(lambda l, y: loss_fn(l, y, axis_name="d"), mesh=_mesh(),
+                          in_specs=(P("d"), P("d")), out_specs=P())
+    m_value, m_grad = jax.jit(jax.value_and_grad(local))(logits, labels)
+    np.testing.assert_allclose(m_value, value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m_grad, grad, rtol=1e-4, atol=1e-7)
