@@ -2,8 +2,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VENV_OLDEST := .venv-oldest
+PY_OLDEST := $(VENV_OLDEST)/bin/python
 
-.PHONY: install test lint bench demo docs clean
+.PHONY: install test test-oldest lint bench demo docs clean
 
 # A fresh machine needs only Python and pip: the virtualenv and every dependency
 # come from pyproject.toml (the examples and docs extras are included because the
@@ -23,6 +25,15 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -n 2 tests segloss_jax --doctest-modules
 
+# The same suite at the floors that pyproject.toml promises (pinned in
+# constraints-oldest.txt), in a virtualenv of its own (.venv keeps the newest): code
+# that needs a newer jax, chex, flax or optax than the floors fails here, not for a user.
+test-oldest:
+	test -x $(PY_OLDEST) || $(PYTHON) -m venv $(VENV_OLDEST)
+	$(PY_OLDEST) -m pip install --quiet --upgrade pip
+	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e ".[dev,examples]"
+	$(PY_OLDEST) -m pytest -q -n 2 tests segloss_jax --doctest-modules
+
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
@@ -35,4 +46,4 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache docs/_build docs/_generated docs/api/_autosummary
+	rm -rf $(VENV) $(VENV_OLDEST) .pytest_cache .ruff_cache docs/_build docs/_generated docs/api/_autosummary
