@@ -461,8 +461,8 @@ def boundary_loss(
         (``idc=[1]`` for binary problems).
       per_image: units per (image, class) (default) or per class over the batch;
         without ``where``/``ignore_index`` both give the same ``"mean"``.
-      activation, class_weights, where, ignore_index, sampling, axis_name,
-        reduction: as for :func:`hausdorff_dt_loss`.
+      activation, class_weights, where, ignore_index, sampling, axis_name, reduction: as
+        for :func:`hausdorff_dt_loss`.
 
     Returns:
       A scalar; ``reduction="none"`` gives ``[B, C]`` (``per_image``) or ``[C]``,
@@ -631,9 +631,8 @@ def distance_weighted_cross_entropy(
         positive float instead clips a fixed band,
         :math:`\Phi = \max\big(0, 1 - (D - D^{\min}) / \text{max\_distance}\big)`,
         the same for small and large objects.
-      activation, class_weights, where, ignore_index, sampling, axis_name,
-        reduction: as for :func:`shape_aware_loss`; the weights do not change the denominator
-        of the mean.
+      activation, class_weights, where, ignore_index, sampling, axis_name, reduction: as
+        for :func:`shape_aware_loss`; the weights do not change the denominator of the mean.
 
     Returns:
       A scalar, or the per-pixel/per-element loss for ``reduction="none"``.
