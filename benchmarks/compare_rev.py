@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import io
 import pathlib
 import re
@@ -27,7 +26,7 @@ import tempfile
 import jax
 
 import segloss_jax as sl
-from benchmarks.run import REQUIRED_VALUES, SHAPES, make_inputs
+from benchmarks.run import SHAPES, loss_call, make_inputs
 from benchmarks.timing import median_times
 from segloss_jax._src.registry import loss_info
 
@@ -47,16 +46,6 @@ def import_revision(rev: str, root: pathlib.Path):
     return importlib.import_module("segloss_rev")
 
 
-def call(module, name: str, activation: str):
-    fn = module.get_loss(name)
-    params = inspect.signature(fn).parameters
-    kwargs = {k: REQUIRED_VALUES[k] for k, p in params.items()
-              if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
-    if "activation" in params:
-        kwargs["activation"] = activation
-    return lambda logits, labels: fn(logits, labels, **kwargs)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rev")
@@ -74,7 +63,7 @@ def main(argv=None) -> None:
                 continue
             fns = {}
             for key, module in (("now", sl), ("rev", old)):
-                f = jax.jit(jax.value_and_grad(call(module, name, activation)))
+                f = jax.jit(jax.value_and_grad(loss_call(name, activation, module)))
                 fns[key] = lambda f=f, x=logits, y=labels: f(x, y)
             times = median_times(fns, args.repeats)
             now, rev = times["now"][0] * 1e3, times["rev"][0] * 1e3

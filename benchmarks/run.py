@@ -53,8 +53,10 @@ def make_inputs(shape, seed=0):
     return logits, labels
 
 
-def loss_call(name: str, activation: str) -> Callable:
-    fn = sl.get_loss(name)
+def loss_call(name: str, activation: str, module=sl) -> Callable:
+    """The registered loss ``name`` of ``module`` (this package, or another version of it)
+    as ``f(logits, labels)``, with ``activation`` and any required hyperparameter."""
+    fn = module.get_loss(name)
     params = inspect.signature(fn).parameters
     kwargs = {k: REQUIRED_VALUES[k] for k, p in params.items()
               if p.kind is p.KEYWORD_ONLY and p.default is p.empty}

@@ -37,33 +37,17 @@ from jax.sharding import PartitionSpec as P
 from test_boundary import SHAPE_2D, B
 from test_boundary import _inputs as boundary_inputs
 from test_contract import CASES, _call, _num_classes
+from test_engine import random_probs, soft_counts
 from test_metrics import blob, random_labels
 
 import segloss_jax as sl
-from segloss_jax._src import reduce, stats
-from segloss_jax._src.engine import Sums
+from segloss_jax._src import reduce
 
 NAMES = ("dice_loss", "jaccard_loss", "tversky_loss", "generalized_dice_loss")
 DEVICES = 8
 
 
 # --------------------------------------------------------------------- statistics
-
-
-def soft_counts(p, g, valid, per_image, axis_name=None):
-    """``(tp, fp, fn)`` per unit, as the region engine forms them from the unit sums."""
-    tp, sum_p, sum_g = stats.unit_sums(p * g, p, g, valid=valid, per_image=per_image,
-                                       axis_name=axis_name)
-    s = Sums({"tp": tp, "sum_p": sum_p, "sum_g": sum_g})
-    return s.tp, s.fp, s.fn
-
-
-def random_probs(seed, shape=(4, 5, 3), c=3):
-    rng = np.random.default_rng(seed)
-    p = rng.dirichlet(np.ones(c), size=shape)
-    g = np.eye(c)[rng.integers(0, c, size=shape)]
-    valid = rng.random(shape) > 0.25
-    return p, g, valid
 
 
 def test_unit_sums_psum_over_devices_equals_global():

@@ -20,9 +20,10 @@ from segloss_jax._src.engine import Sums
 # ------------------------------------------------------------- soft counts per unit
 
 
-def soft_counts(p, g, valid, per_image):
+def soft_counts(p, g, valid, per_image, axis_name=None):
     """``(tp, fp, fn)`` per unit, as the region engine forms them from the unit sums."""
-    tp, sum_p, sum_g = stats.unit_sums(p * g, p, g, valid=valid, per_image=per_image)
+    tp, sum_p, sum_g = stats.unit_sums(p * g, p, g, valid=valid, per_image=per_image,
+                                       axis_name=axis_name)
     s = Sums({"tp": tp, "sum_p": sum_p, "sum_g": sum_g})
     return s.tp, s.fp, s.fn
 
