@@ -42,7 +42,7 @@ SHAPES = {"softmax": (8, 256, 256, 4), "sigmoid": (8, 256, 256, 1)}
 LARGE_SHAPE = (16, 512, 512, 8)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- benchmarks.run:begin -->", "<!-- benchmarks.run:end -->"
-# Hyperparameters with no default, for losses that need them.
+# Hyperparameters with no default, for losses that need them (a callable gets the class count).
 REQUIRED_VALUES = {"beta": 2.0}
 
 
@@ -60,6 +60,8 @@ def loss_call(name: str, activation: str, module=sl) -> Callable:
     params = inspect.signature(fn).parameters
     kwargs = {k: REQUIRED_VALUES[k] for k, p in params.items()
               if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+    # A callable value gets the class count of the benchmark shape.
+    kwargs = {k: v(SHAPES[activation][-1]) if callable(v) else v for k, v in kwargs.items()}
     if "activation" in params:
         kwargs["activation"] = activation
     return lambda logits, labels: fn(logits, labels, **kwargs)

@@ -58,8 +58,11 @@ def _inputs(act, seed=0, batch=BATCH, spatial=SPATIAL, dtype=jnp.float32):
     return jnp.asarray(logits, dtype), jnp.asarray(labels, jnp.int32)
 
 
-# Values for hyperparameters that have no default (e.g. `weighted_cross_entropy(beta=...)`).
+# Values for hyperparameters that have no default (e.g. `weighted_cross_entropy(beta=...)`);
+# a callable gets the class count.
 REQUIRED_VALUES = {"beta": 2.0}
+# Per-loss keywords the small contract inputs need (e.g. a window smaller than the image).
+CONTRACT_KWARGS: dict[str, dict] = {}
 
 
 def _call(name, act, logits, labels, **kwargs):
@@ -68,7 +71,10 @@ def _call(name, act, logits, labels, **kwargs):
         kwargs["activation"] = act
     for key, param in params.items():
         if param.kind is param.KEYWORD_ONLY and param.default is param.empty:
-            kwargs.setdefault(key, REQUIRED_VALUES[key])
+            value = REQUIRED_VALUES[key]
+            kwargs.setdefault(key, value(logits.shape[-1]) if callable(value) else value)
+    for key, value in CONTRACT_KWARGS.get(name, {}).items():
+        kwargs.setdefault(key, value)
     return sl.get_loss(name)(logits, labels, **kwargs)
 
 
