@@ -14,6 +14,7 @@ from segloss_jax._src.boundary import (
     distance_weighted_cross_entropy,
     hausdorff_dt_loss,
     shape_aware_loss,
+    target_distance_map,
 )
 
 # Compound losses (and `combine`, a registry helper).

@@ -511,3 +511,73 @@ def test_bad_hyperparameters():
             loss(logits, labels, sampling=(1.0, 2.0, 3.0))
         with pytest.raises(ValueError, match="sampling"):
             loss(logits, labels, sampling=-1.0)
+
+
+# ------------------------------------------------------------ precomputed target maps
+
+
+def _loss_name(loss):
+    return loss.__name__.removesuffix("_loss")
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("activation,c,spatial", [("softmax", 3, SHAPE_2D),
+                                                  ("sigmoid", 1, SHAPE_3D)])
+def test_precomputed_target_distance_gives_the_same_loss(loss, activation, c, spatial):
+    logits, labels = _inputs(spatial, c, seed=21, activation=activation, dtype=np.float32)
+    where = np.random.default_rng(21).random(labels.shape) > 0.2
+    kwargs = {"activation": activation, "where": where, "sampling": (2.0, 1.0, 0.5)[-len(spatial):]}
+    if loss is sl.distance_weighted_cross_entropy:
+        kwargs["max_distance"] = 2.5
+    maps = sl.target_distance_map(_loss_name(loss), labels, num_classes=c, **kwargs)
+    assert maps.shape == logits.shape and maps.dtype == jnp.float32
+    # The function itself names the loss as well as its registry name.
+    np.testing.assert_array_equal(sl.target_distance_map(loss, labels, num_classes=c, **kwargs),
+                                  maps)
+    expected, expected_grad = jax.value_and_grad(lambda x: loss(x, labels, **kwargs))(logits)
+    value, grad = jax.jit(jax.value_and_grad(
+        lambda x, m: loss(x, labels, target_distance=m, **kwargs)))(logits, maps)
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-9)
+    # Dense labels give the same maps.
+    dense = jax.nn.one_hot(labels, max(c, 2))[..., -c:]
+    np.testing.assert_array_equal(sl.target_distance_map(loss, dense, **kwargs), maps)
+
+
+def test_precomputed_boundary_map_is_the_signed_distance():
+    # Independently: the boundary loss's map of a mask is scipy's signed distance
+    # (negative inside, 0 on the inner boundary), channel 1 of the integer labels.
+    _, labels = _inputs(SHAPE_2D, 2, seed=22, dtype=np.float32)
+    maps = sl.target_distance_map("boundary", labels, num_classes=2, sampling=(1.0, 2.0))
+    for b in range(B):
+        mask = labels[b] == 1
+        inside = ndi.distance_transform_edt(mask, sampling=(1.0, 2.0))
+        outside = ndi.distance_transform_edt(~mask, sampling=(1.0, 2.0))
+        expected = np.where(mask, 1.0 - inside, outside)
+        np.testing.assert_allclose(maps[b, ..., 1], expected, rtol=1e-6)
+
+
+def test_precomputed_map_skips_the_target_transform():
+    logits, labels = _inputs(SHAPE_2D, 3, seed=23, dtype=np.float32)
+    maps = sl.target_distance_map("boundary", labels, num_classes=3)
+    jaxpr = str(jax.make_jaxpr(lambda x, m: sl.boundary_loss(x, labels, target_distance=m))(
+        logits, maps))
+    assert "while" not in jaxpr and "scan" not in jaxpr  # no transform left
+    grad = jax.grad(lambda m: sl.boundary_loss(logits, labels, target_distance=m))(maps)
+    np.testing.assert_array_equal(grad, 0)  # a constant for grad
+
+
+def test_precomputed_map_errors():
+    logits, labels = _inputs(SHAPE_2D, 3, dtype=np.float32)
+    maps = sl.target_distance_map("hausdorff_dt", labels, num_classes=3)
+    shapes = r"target_distance.*\(2, 7, 6, 3\).*got shape \(2, 7, 6, 2\)"
+    with pytest.raises(ValueError, match=shapes):
+        sl.hausdorff_dt_loss(logits, labels, target_distance=maps[..., :2])
+    with pytest.raises(TypeError, match="target_distance.*floating"):
+        sl.boundary_loss(logits, labels, target_distance=maps.astype(jnp.int32))
+    with pytest.raises(ValueError, match="num_classes.*required"):
+        sl.target_distance_map("boundary", labels)
+    with pytest.raises(ValueError, match="loss"):
+        sl.target_distance_map("dice", labels, num_classes=3)
+    with pytest.raises(ValueError, match="activation"):
+        sl.target_distance_map("shape_aware", labels, num_classes=3, activation=None)

@@ -27,6 +27,10 @@ Keywords shared by the losses here (beyond :doc:`/conventions`):
   axis; distances are in its units. Python and NumPy values are checked when
   the loss is traced, JAX arrays may be traced (no recompilation per value).
 * ``class_weights``: ``[C]`` non-negative weights (a list, tuple or array).
+* ``target_distance``: the target's map computed ahead by
+  :func:`target_distance_map` (``[B, *spatial, C]``, same keywords), e.g. in the
+  data pipeline; the loss then computes only the prediction's map, if any. The
+  value is the same as without it.
 
 A mask with no boundary among the valid pixels (no valid foreground or no
 valid background) has no distance map: the losses use 0 there, as MONAI does
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import NamedTuple
 
 import chex
@@ -57,7 +61,7 @@ from segloss_jax._src.morphology import (
 )
 from segloss_jax._src.pixelwise import binary_ce, categorical_ce
 from segloss_jax._src.reduce import kept_units, reduce_pixels, reduce_units, safe_div
-from segloss_jax._src.registry import register
+from segloss_jax._src.registry import loss_name, register
 from segloss_jax._src.stats import sum_across
 
 _ACTIVATIONS = ("softmax", "sigmoid", None)
@@ -118,19 +122,21 @@ def _kept(x: jax.Array, first: int) -> jax.Array:
 def _masks(inp: Inputs, first: int, kind: str):
     """Bool masks of the kept channels and the validity mask, of equal rank.
 
-    ``kind``: ``"target"`` -> ``g > 0.5``, ``[B, C', *spatial]``;
-    ``"pred_target"`` -> ``[p > 0.5, g > 0.5]`` and ``"target_complement"`` ->
-    ``[g > 0.5, g <= 0.5]``, both ``[2, B, C', *spatial]``. Only
-    ``"pred_target"`` reads the probabilities.
+    ``kind``: ``"target"`` -> ``g > 0.5`` and ``"pred"`` -> ``p > 0.5``, both
+    ``[B, C', *spatial]``; ``"pred_target"`` -> ``[p > 0.5, g > 0.5]`` and
+    ``"target_complement"`` -> ``[g > 0.5, g <= 0.5]``, both ``[2, B, C', *spatial]``.
+    Only ``"pred"`` and ``"pred_target"`` read the probabilities.
     """
-    probs = inp.probs if kind == "pred_target" else None
+    probs = inp.probs if kind.startswith("pred") else None
     return _threshold(inp.target, probs, inp.valid, first=first, kind=kind)
 
 
 @_kernel
 def _threshold(target, probs, valid, *, first, kind):
-    fg = _kept(target, first) > 0.5
     valid = valid[:, None]
+    if kind == "pred":
+        return _kept(probs, first) > 0.5, valid
+    fg = _kept(target, first) > 0.5
     if kind == "target":
         return fg, valid
     if kind == "pred_target":
@@ -233,21 +239,27 @@ def _penalty_map(
     return jnp.where(inside & has_bg, phi, 0)
 
 
-@_kernel
-def _contour_distance(masks, valid, traced_sampling, *, spatial_ndim, static_sampling, wide):
-    """``E`` of :func:`shape_aware_loss`, ``[B, C]``, from ``masks = [p > 0.5, g > 0.5]``.
+# Contours (of shape_aware_loss) treat the image border and excluded pixels as "don't care".
 
-    Contours treat the image border and excluded pixels as "don't care".
-    """
+
+@_kernel
+def _contour_field(masks, valid, traced_sampling, *, spatial_ndim, static_sampling, wide):
+    """Distance to the target contour of ``masks = g > 0.5``; 0 in a unit without one."""
     sampling = join_sampling(static_sampling, traced_sampling, wide)
-    contours = contour(masks, spatial_ndim, valid=valid, border_outside=False)
-    pred, target = contours[0], contours[1]
+    target = contour(masks, spatial_ndim, valid=valid, border_outside=False)
     to_target = _edt(~target, spatial_ndim=spatial_ndim, sampling=sampling)
+    has_contour = jnp.any(target, axis=spatial_axes(target.ndim, spatial_ndim), keepdims=True)
+    return jnp.where(has_contour, to_target, 0)
+
+
+@_kernel
+def _contour_mean(pred_masks, valid, field, *, spatial_ndim):
+    """``E`` of :func:`shape_aware_loss`, ``[B, C]``: the mean of the target's contour
+    ``field`` over the predicted contour (0 when that is empty)."""
+    pred = contour(pred_masks, spatial_ndim, valid=valid, border_outside=False)
     axes = spatial_axes(pred.ndim, spatial_ndim)
-    total = jnp.sum(jnp.where(pred, to_target, 0), axis=axes)
-    count = jnp.sum(pred, axis=axes, dtype=total.dtype)
-    # No predicted contour: safe_div gives 0; no target contour: 0 as well.
-    return jnp.where(jnp.any(target, axis=axes), safe_div(total, count), 0)
+    total = jnp.sum(jnp.where(pred, field, 0), axis=axes)
+    return safe_div(total, jnp.sum(pred, axis=axes, dtype=total.dtype))
 
 
 def _maps(stage, masks, valid, *args, inp: Inputs, sampling: Sampling):
@@ -259,6 +271,115 @@ def _maps(stage, masks, valid, *args, inp: Inputs, sampling: Sampling):
     static, traced = split_sampling(sampling)
     return stage(masks, valid, *args, traced, spatial_ndim=inp.x.ndim - 2,
                  static_sampling=static, wide=inp.dtype == jnp.float64)
+
+
+# --- the target's maps: in the graph, or ahead of time ----------------------------------
+
+
+def _target_field(inp: Inputs, loss: str, target_distance, *, first: int, sampling: Sampling,
+                  max_distance=None) -> jax.Array:
+    """The target's map that ``loss`` weights with, ``[B, C', *spatial]``.
+
+    ``target_distance`` (channels last, from :func:`target_distance_map`) is used
+    when given, so a training step pays only for the prediction's maps.
+    """
+    if target_distance is not None:
+        checks.check_distance_map("target_distance", target_distance, tuple(inp.x.shape))
+        given = jnp.asarray(target_distance).astype(inp.dtype)
+        return _kept(lax.stop_gradient(given), first)
+    if loss == "distance_weighted_cross_entropy":
+        # Sigmoid: Φ of each channel's mask and of its complement (disjoint supports).
+        kind = "target" if inp.activation == "softmax" else "target_complement"
+        masks, valid = _masks(inp, first, kind)
+        phi = _maps(_penalty_map, masks, valid, max_distance, inp=inp, sampling=sampling)
+        return phi if phi.ndim == inp.x.ndim else phi[0] + phi[1]
+    stage = {"hausdorff_dt": _unsigned_map, "boundary": _signed_map,
+             "shape_aware": _contour_field}[loss]
+    masks, valid = _masks(inp, first, "target")
+    return _maps(stage, masks, valid, inp=inp, sampling=sampling)
+
+
+_MAPPED_LOSSES = ("hausdorff_dt", "boundary", "shape_aware", "distance_weighted_cross_entropy")
+
+
+def target_distance_map(
+    loss: str | Callable,
+    labels: chex.Array,
+    *,
+    num_classes: int | None = None,
+    activation: str | None = "softmax",
+    where: chex.Array | None = None,
+    ignore_index: int | None = None,
+    sampling: Sampling = None,
+    max_distance: float | None = None,
+    dtype=jnp.float32,
+) -> jax.Array:
+    r"""The target's distance map of a boundary loss, computed ahead of the training step.
+
+    Each boundary loss computes a map of the target (the labels) and one of the
+    prediction. The target's map depends only on the labels, so it can be
+    computed once, in the data pipeline, and passed to the loss as
+    ``target_distance=``; the loss then computes only the prediction's map
+    (``hausdorff_dt_loss``, ``shape_aware_loss``) or none at all
+    (``boundary_loss``, ``distance_weighted_cross_entropy``). The value is the
+    one the loss computes in its own graph for the same keywords:
+
+    * ``hausdorff_dt``: the unsigned field :math:`d_m = \mathrm{edt}(m) + \mathrm{edt}(\lnot m)`;
+    * ``boundary``: the signed distance :math:`\phi_G`;
+    * ``shape_aware``: the distance to the target contour (0 in a unit without one);
+    * ``distance_weighted_cross_entropy``: the penalty :math:`\Phi` (with
+      ``activation="sigmoid"``, that of the mask plus that of its complement).
+
+    Every channel is returned; a loss that drops the background ignores channel 0.
+    Pass the loss the same ``where``, ``ignore_index``, ``sampling`` and
+    ``max_distance`` (excluded pixels are "don't care" for the maps).
+
+    Args:
+      loss: the loss, as a function or a registry name: ``"hausdorff_dt"``,
+        ``"boundary"``, ``"shape_aware"`` or ``"distance_weighted_cross_entropy"``.
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      num_classes: ``C``; required with integer labels (``1`` for a binary mask).
+      activation: the loss's activation (it decides the regions of
+        ``distance_weighted_cross_entropy`` and which class counts for ``C == 1``).
+      where, ignore_index, sampling, max_distance: as for the loss.
+      dtype: of the maps (float32; float64 for a float64 loss).
+
+    Returns:
+      ``[B, *spatial, C]``, channels last like the logits.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> labels = jnp.array([[0, 0, 1, 1, 1, 0]])
+      >>> phi = sl.target_distance_map("boundary", labels, num_classes=2)
+      >>> print(phi[0, :, 1])
+      [ 2.  1.  0. -1.  0.  1.]
+      >>> p = jnp.array([[0.1, 0.6, 0.8, 0.9, 0.4, 0.2]])
+      >>> logits = jnp.log(jnp.stack([1 - p, p], axis=-1))
+      >>> print(f"{sl.boundary_loss(logits, labels, target_distance=phi):.4f}")
+      0.0167
+    """
+    name = loss if isinstance(loss, str) else loss_name(loss)
+    checks.check_choice("loss", name, _MAPPED_LOSSES)
+    labels = jnp.asarray(labels)
+    if jnp.issubdtype(labels.dtype, jnp.floating):
+        num_classes = labels.shape[-1] if num_classes is None else num_classes
+        pixel_shape = labels.shape[:-1]
+    elif num_classes is None:
+        raise ValueError(
+            "`num_classes` is required with integer labels, e.g. "
+            "`target_distance_map(loss, labels, num_classes=logits.shape[-1])`.")
+    else:
+        pixel_shape = labels.shape
+    allowed = _CE_ACTIVATIONS if name in ("shape_aware", "distance_weighted_cross_entropy") \
+        else _ACTIVATIONS
+    # The logits only give the shape: the maps never read them.
+    inp = prepare(jnp.zeros((*pixel_shape, num_classes), dtype), labels, activation=activation,
+                  where=where, ignore_index=ignore_index, allowed_activations=allowed)
+    if max_distance is not None:
+        checks.check_positive("max_distance", max_distance)
+    return _channels_last(_target_field(inp, name, None, first=0, sampling=sampling,
+                                        max_distance=max_distance))
 
 
 # --- stage 3: the losses -----------------------------------------------------------------
@@ -312,15 +433,14 @@ def _weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str,
 
     ``class_weights`` is ``[1, ..., 1, C]`` (:meth:`~segloss_jax._src.inputs.Inputs.per_class`).
 
-    ``term`` is one value per unit (``[B, C]``), per element (``[B, C, *spatial]``)
-    or per element of a mask and of its complement (``[2, B, C, *spatial]``,
-    disjoint supports). Softmax: ``-Σ_c W_c g_c log p_c`` per pixel; sigmoid:
+    ``term`` is one value per unit (``[B, C]``) or per element (``[B, C, *spatial]``).
+    Softmax: ``-Σ_c W_c g_c log p_c`` per pixel; sigmoid:
     ``W`` times the binary cross-entropy, per element.
     """
     if term.ndim == 2:
         term = term.reshape(term.shape[:1] + (1,) * (inp.x.ndim - 2) + term.shape[1:])
     else:
-        term = _channels_last(term if term.ndim == inp.x.ndim else term[0] + term[1])
+        term = _channels_last(term)
     weights = (1 + term.astype(inp.dtype)) * class_weights
     if inp.activation == "softmax":
         loss = categorical_ce(inp, weights * inp.target)
@@ -344,6 +464,7 @@ def hausdorff_dt_loss(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     sampling: Sampling = None,
+    target_distance: chex.Array | None = None,
     axis_name: str | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
@@ -377,7 +498,7 @@ def hausdorff_dt_loss(
         (MONAI ``batch=True``; the maps are still per image).
       axis_name: with ``per_image=False``, sums are ``psum``-ed over this mapped
         axis; with ``per_image=True``, the mean over images is.
-      activation, class_weights, where, ignore_index, sampling, reduction: as
+      activation, class_weights, where, ignore_index, sampling, target_distance, reduction: as
         for every boundary loss (:doc:`/conventions`; excluded pixels count for
         nothing in the mean and are "don't care" for the maps).
 
@@ -411,9 +532,14 @@ def hausdorff_dt_loss(
     checks.check_nonnegative("alpha", alpha)
     units = _Units(_first_kept(inp.num_classes, include_background), include_background,
                    per_image, axis_name, reduction)
-    # One transform for both masks: [2, B, C', *spatial].
-    masks, valid = _masks(inp, units.first, "pred_target")
-    fields = _maps(_unsigned_map, masks, valid, inp=inp, sampling=sampling)
+    if target_distance is None:  # one transform for both masks: [2, B, C', *spatial]
+        masks, valid = _masks(inp, units.first, "pred_target")
+        fields = _maps(_unsigned_map, masks, valid, inp=inp, sampling=sampling)
+    else:
+        masks, valid = _masks(inp, units.first, "pred")
+        fields = (_maps(_unsigned_map, masks, valid, inp=inp, sampling=sampling),
+                  _target_field(inp, "hausdorff_dt", target_distance, first=units.first,
+                                sampling=sampling))
     return _hausdorff_units(inp.probs, inp.target, inp.valid, fields, alpha, weights,
                             units=units)
 
@@ -430,6 +556,7 @@ def boundary_loss(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     sampling: Sampling = None,
+    target_distance: chex.Array | None = None,
     axis_name: str | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
@@ -461,8 +588,9 @@ def boundary_loss(
         (``idc=[1]`` for binary problems).
       per_image: units per (image, class) (default) or per class over the batch;
         without ``where``/``ignore_index`` both give the same ``"mean"``.
-      activation, class_weights, where, ignore_index, sampling, axis_name, reduction: as
+      activation, class_weights, where, ignore_index, sampling, target_distance: as
         for :func:`hausdorff_dt_loss`.
+      axis_name, reduction: as for :func:`hausdorff_dt_loss`.
 
     Returns:
       A scalar; ``reduction="none"`` gives ``[B, C]`` (``per_image``) or ``[C]``,
@@ -492,8 +620,7 @@ def boundary_loss(
     weights = inp.per_class(class_weights).reshape(-1)
     units = _Units(_first_kept(inp.num_classes, include_background), include_background,
                    per_image, axis_name, reduction)
-    masks, valid = _masks(inp, units.first, "target")
-    phi = _maps(_signed_map, masks, valid, inp=inp, sampling=sampling)
+    phi = _target_field(inp, "boundary", target_distance, first=units.first, sampling=sampling)
     return _boundary_units(inp.probs, inp.valid, phi, weights, units=units)
 
 
@@ -507,6 +634,7 @@ def shape_aware_loss(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     sampling: Sampling = None,
+    target_distance: chex.Array | None = None,
     axis_name: Hashable | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
@@ -542,7 +670,7 @@ def shape_aware_loss(
       logits: ``[B, *spatial, C]`` logits.
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       activation: ``"softmax"`` (default, ``C >= 2``) or ``"sigmoid"``.
-      class_weights, where, ignore_index, sampling: as for
+      class_weights, where, ignore_index, sampling, target_distance: as for
         :func:`hausdorff_dt_loss`; :math:`w_c` are the class weights.
       axis_name: mapped axis over which the mean's sum and count are taken
         (the global mean under ``shard_map``, :doc:`/conventions`).
@@ -576,8 +704,9 @@ def shape_aware_loss(
                    ignore_index=ignore_index, reduction=reduction, allowed=_CE_ACTIVATIONS,
                    fused=True)  # the probabilities (mask) and the cross-entropy
     weights = inp.per_class(class_weights)
-    masks, valid = _masks(inp, 0, "pred_target")
-    shape_term = _maps(_contour_distance, masks, valid, inp=inp, sampling=sampling)
+    field = _target_field(inp, "shape_aware", target_distance, first=0, sampling=sampling)
+    masks, valid = _masks(inp, 0, "pred")
+    shape_term = _contour_mean(masks, valid, field, spatial_ndim=inp.x.ndim - 2)
     return _weighted_ce(inp, shape_term, weights, reduction, axis_name)
 
 
@@ -592,6 +721,7 @@ def distance_weighted_cross_entropy(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     sampling: Sampling = None,
+    target_distance: chex.Array | None = None,
     axis_name: Hashable | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
@@ -631,8 +761,9 @@ def distance_weighted_cross_entropy(
         positive float instead clips a fixed band,
         :math:`\Phi = \max\big(0, 1 - (D - D^{\min}) / \text{max\_distance}\big)`,
         the same for small and large objects.
-      activation, class_weights, where, ignore_index, sampling, axis_name, reduction: as
+      activation, class_weights, where, ignore_index, sampling, target_distance: as
         for :func:`shape_aware_loss`; the weights do not change the denominator of the mean.
+      axis_name, reduction: as for :func:`shape_aware_loss`.
 
     Returns:
       A scalar, or the per-pixel/per-element loss for ``reduction="none"``.
@@ -657,7 +788,6 @@ def distance_weighted_cross_entropy(
     weights = inp.per_class(class_weights)
     if max_distance is not None:
         checks.check_positive("max_distance", max_distance)
-    kind = "target" if activation == "softmax" else "target_complement"
-    masks, valid = _masks(inp, 0, kind)
-    phi = _maps(_penalty_map, masks, valid, max_distance, inp=inp, sampling=sampling)
+    phi = _target_field(inp, "distance_weighted_cross_entropy", target_distance, first=0,
+                        sampling=sampling, max_distance=max_distance)
     return _weighted_ce(inp, phi, weights, reduction, axis_name)

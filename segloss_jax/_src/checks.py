@@ -184,6 +184,16 @@ def check_in_range(name: str, value: Any, low: float, high: float) -> None:
         raise ValueError(f"`{name}` must lie in [{low}, {high}], got {value!r}.")
 
 
+def check_distance_map(name: str, value: Any, shape: tuple[int, ...]) -> None:
+    """A precomputed distance map: floating, shaped like the logits ``[B, *spatial, C]``."""
+    if not _is_float(_dtype(value)):
+        raise TypeError(f"`{name}` must be a floating array, got dtype {_dtype(value)}.")
+    if _shape(value) != shape:
+        raise ValueError(
+            f"`{name}` must have the logits' shape [B, *spatial, C] = {shape} (channels last, "
+            f"as `target_distance_map` returns it), got shape {_shape(value)}.")
+
+
 def _concrete(value: Any) -> np.ndarray | None:
     """The value as a NumPy array if it is known at trace time, else None."""
     try:

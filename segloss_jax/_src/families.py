@@ -36,7 +36,7 @@ FAMILIES: tuple[Family, ...] = (
            ("distance_transform_edt", "signed_distance")),
     Family("boundary", "Boundary losses",
            "Losses weighted by distances to the target or predicted boundary.",
-           ("boundary_loss", "hausdorff_dt_loss", "shape_aware_loss")),
+           ("boundary_loss", "hausdorff_dt_loss", "shape_aware_loss", "target_distance_map")),
     Family("compound", "Compound losses",
            "Fixed combinations of a region term and a pixel-wise term.",
            ("dice_ce_loss", "dice_focal_loss", "combo_loss", "exp_log_loss")),
