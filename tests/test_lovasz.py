@@ -11,7 +11,7 @@ written here.
 
 from __future__ import annotations
 
-import re
+import math
 
 import jax
 import jax.numpy as jnp
@@ -20,9 +20,11 @@ import pytest
 import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jax._src import core as jax_core
 from jax.test_util import check_grads
 
 import segloss_jax as sl
+from segloss_jax._src import lovasz
 
 # ----------------------------------------------------------- naive JAX (for gradients)
 
@@ -304,17 +306,52 @@ def test_empty_units_leave_the_mean_with_zero_gradient():
     assert value == 0.0 and np.all(np.asarray(grad) == 0)
 
 
+def _sorted_elements(jaxpr) -> int:
+    """Elements sorted by ``sort`` equations, sub-jaxprs included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "sort":
+            total += math.prod(eqn.outvars[0].aval.shape)
+        for sub in jax_core.jaxprs_in_params(eqn.params):
+            total += _sorted_elements(sub)
+    return total
+
+
 def test_one_sort_in_the_gradient():
+    # Each unit is sorted once, forward and backward together (on CPU the units are
+    # split into groups sorted concurrently, so count sorted elements, not sorts).
     x, labels = random_case(15)
 
     def count(fn, a):
-        text = str(jax.make_jaxpr(jax.grad(fn))(jnp.asarray(a)))
-        return len(re.findall(r"\bsort\[", text))
+        return _sorted_elements(jax.make_jaxpr(jax.grad(fn))(jnp.asarray(a)).jaxpr)
 
     for per_image in (False, True):
         assert count(lambda a, pi=per_image: sl.lovasz_softmax_loss(a, labels, per_image=pi),
-                     x) == 1
-    assert count(lambda a: sl.lovasz_hinge_loss(a, labels > 0), x[..., :1]) == 1
+                     x) == x.size
+    assert count(lambda a: sl.lovasz_hinge_loss(a, labels > 0), x[..., :1]) == x[..., 0].size
+
+
+def test_units_are_split_into_groups_on_cpu(monkeypatch):
+    # Groups of rows (one per core) give the same value and gradient as one batched sort.
+    x, labels = random_case(17, shape=(5, 4, 3), c=3)
+
+    def value_and_grad():
+        return jax.value_and_grad(lambda a: sl.lovasz_softmax_loss(a, labels, per_image=True))(
+            jnp.asarray(x))
+
+    monkeypatch.setattr(lovasz.os, "cpu_count", lambda: 1)
+    monkeypatch.delattr(lovasz.os, "sched_getaffinity", raising=False)
+    assert len(lovasz._row_groups(15)) == 1
+    jax.clear_caches()
+    one_value, one_grad = value_and_grad()
+    monkeypatch.setattr(lovasz.os, "cpu_count", lambda: 4)
+    assert [g.stop - g.start for g in lovasz._row_groups(15)] == [3, 4, 4, 4]
+    jax.clear_caches()  # the passes are jitted: trace them again with four groups
+    jaxpr = str(jax.make_jaxpr(lambda a: sl.lovasz_softmax_loss(a, labels, per_image=True))(x))
+    assert jaxpr.count("sort[") == 4
+    value, grad = value_and_grad()
+    np.testing.assert_array_equal(value, one_value)
+    np.testing.assert_array_equal(grad, one_grad)
 
 
 # ------------------------------------------------------------------------- bad inputs

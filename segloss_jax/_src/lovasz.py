@@ -45,6 +45,8 @@ vertex of the subdifferential: a valid, deterministic subgradient.
 
 from __future__ import annotations
 
+import os
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -162,12 +164,32 @@ def _lovasz_gradient(positive_sorted: jax.Array, dtype) -> jax.Array:
     return numerator / denominator
 
 
-def _forward(errors: jax.Array, positive: jax.Array, valid: jax.Array):
-    """Per-row value and the residuals of the backward pass."""
+def _row_groups(rows: int) -> list[slice]:
+    """Rows split into one group per CPU core (one group elsewhere).
+
+    XLA:CPU runs one sort on one thread but independent operations concurrently,
+    so on CPU each group's sort and sweep is an operation of its own and the
+    groups run on all cores at once; on GPU/TPU one batched sort is already parallel.
+    """
+    if jax.default_backend() != "cpu":
+        return [slice(0, rows)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    groups = max(1, min(rows, cores or 1))
+    bounds = [rows * g // groups for g in range(groups + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _forward_rows(errors: jax.Array, positive: jax.Array, valid: jax.Array):
     sorted_errors, positive_sorted, position = _sort_units(errors, positive, valid)
     gradient = _lovasz_gradient(positive_sorted, errors.dtype)
     # Every term is non-negative: the sum is accurate without compensation.
     return jnp.sum(sorted_errors * gradient, axis=-1), (position, gradient)
+
+
+def _forward(errors: jax.Array, positive: jax.Array, valid: jax.Array):
+    """Per-row value, and the residuals of the backward pass per group of rows."""
+    parts = [_forward_rows(errors[g], positive[g], valid[g]) for g in _row_groups(len(errors))]
+    return jnp.concatenate([value for value, _ in parts]), tuple(res for _, res in parts)
 
 
 # The passes are jitted so that eager calls compile one program each, not every small op.
@@ -186,7 +208,14 @@ _lovasz_jaccard_fwd = jax.jit(_forward)
 
 @jax.jit
 def _lovasz_jaccard_bwd(residuals, cotangent):
-    position, gradient = residuals
+    bounds = np.cumsum([0] + [position.shape[0] for position, _ in residuals])
+    d_errors = [_scatter_rows(position, gradient, cotangent[lo:hi])
+                for (position, gradient), lo, hi in zip(residuals, bounds[:-1], bounds[1:],
+                                                            strict=True)]
+    return jnp.concatenate(d_errors), None, None
+
+
+def _scatter_rows(position: jax.Array, gradient: jax.Array, cotangent: jax.Array) -> jax.Array:
     rows, n = position.shape
     steps = gradient * cotangent[:, None]
     # The sort is a permutation: scatter each step back to the pixel it came from. Every
@@ -196,11 +225,9 @@ def _lovasz_jaccard_bwd(residuals, cotangent):
         flat = (position + lax.broadcasted_iota(jnp.int32, (rows, 1), 0) * n).reshape(-1)
         d_errors = gradient.reshape(-1).at[flat].set(
             steps.reshape(-1), unique_indices=True, mode="promise_in_bounds")
-        return d_errors.reshape(rows, n), None, None
+        return d_errors.reshape(rows, n)
     row = lax.broadcasted_iota(jnp.int32, (rows, 1), 0)
-    d_errors = gradient.at[row, position].set(steps, unique_indices=True,
-                                              mode="promise_in_bounds")
-    return d_errors, None, None
+    return gradient.at[row, position].set(steps, unique_indices=True, mode="promise_in_bounds")
 
 
 _lovasz_jaccard.defvjp(_lovasz_jaccard_fwd, _lovasz_jaccard_bwd)
