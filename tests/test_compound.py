@@ -176,6 +176,52 @@ def test_float64_gradients_match_finite_differences(name):
         check_grads(f, (jnp.asarray(x),), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
 
 
+# Each compound against the sum of its terms called as the standalone losses (whose
+# gradients come from other code: the region engine alone and plain autodiff).
+TERMS_OF = {
+    "dice_ce_loss": (dict(lambda_dice=0.7, lambda_ce=1.3),
+                     lambda x, y, kw: 0.7 * sl.dice_loss(x, y, **kw)
+                     + 1.3 * sl.cross_entropy(x, y, **_pixel_kwargs(kw))
+                     if kw["activation"] == "softmax" else
+                     0.7 * sl.dice_loss(x, y, **kw)
+                     + 1.3 * sl.binary_cross_entropy(x, y, **_pixel_kwargs(kw))),
+    "dice_focal_loss": (dict(gamma=1.5, alpha=0.25),
+                        lambda x, y, kw: sl.dice_loss(x, y, **kw)
+                        + sl.focal_loss(x, y, gamma=1.5, alpha=0.25, **_pixel_kwargs(kw))),
+}
+
+
+def _pixel_kwargs(kw):
+    return {k: v for k, v in kw.items() if k in ("activation", "where", "class_weights")}
+
+
+@pytest.mark.parametrize("name", sorted(TERMS_OF))
+@pytest.mark.parametrize("act", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("per_image", [False, True])
+def test_fused_compound_equals_its_terms(name, act, per_image):
+    x, y, _, _ = inputs(act, seed=11)
+    own, terms = TERMS_OF[name]
+    c = x.shape[-1]
+    kw = dict(activation=act, per_image=per_image, where=jnp.asarray(mask(3)),
+              class_weights=[1.0, 2.0, 0.5][:c])
+    with jax.enable_x64(True):
+        x, y = jnp.asarray(x), jnp.asarray(y)
+        fused = jax.jit(jax.value_and_grad(lambda v: getattr(sl, name)(v, y, **own, **kw)))
+        parts = jax.jit(jax.value_and_grad(lambda v: terms(v, y, kw)))
+        (value, grad), (expected, expected_grad) = fused(x), parts(x)
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_fused_compound_is_one_custom_vjp():
+    # One op carries both terms, so its backward is the only pass over the pixels.
+    x, y, _, _ = inputs("softmax", seed=12)
+    for name in ("dice_ce_loss", "dice_focal_loss", "combo_loss", "exp_log_loss"):
+        loss = getattr(sl, name)
+        jaxpr = str(jax.make_jaxpr(lambda v, loss=loss: loss(v, jnp.asarray(y)))(x))
+        assert jaxpr.count("custom_vjp_call") == 1, name
+
+
 @pytest.mark.parametrize("name,kw", [("dice_ce_loss", "lambda_ce"), ("dice_focal_loss",
                                                                      "lambda_focal"),
                                      ("exp_log_loss", "w_dice")])

@@ -246,36 +246,98 @@ def _target(labels: jax.Array, num_classes: int, dtype) -> jax.Array:
     return labels
 
 
-def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
-              axis_name: Hashable | None, activation: str | None) -> Callable:
-    """``op(x, probs, labels, valid, params) -> head(sums, params)`` with the fused backward.
+class PixelTerm(NamedTuple):
+    """A pixel-wise term fused into a region loss (the compound losses).
 
-    ``probs`` is the activation of ``x`` computed by the caller: the op reads it
-    and returns no cotangent for it, giving the whole gradient to ``x`` instead.
+    ``values(inp, q)`` gives the term per pixel ``[B, *spatial]`` or per element
+    ``[B, *spatial, C]`` from :class:`~segloss_jax._src.inputs.Inputs` fields; its
+    mean over the valid pixels (elements) enters ``combine(region, mean, q)``, the
+    loss. ``q`` holds the parameters of :func:`region_loss` (``hyper``).
     """
 
-    def forward(probs, labels, valid, params):
+    values: Callable[[inputs.Inputs, Params], jax.Array]
+    combine: Callable[[jax.Array, jax.Array, Params], jax.Array]
+
+
+def _activation_fields(inp: inputs.Inputs) -> dict[str, jax.Array]:
+    """The activation fields besides ``probs`` that a pixel term may read (computed once,
+    by the shared activation, outside the op)."""
+    if inp.activation == "softmax":
+        return {"lse": inp.lse}
+    if inp.activation == "sigmoid":
+        return {"one_minus_probs": inp.one_minus_probs, "softplus": inp.softplus}
+    return {}
+
+
+def _fields_vjp(x, probs, fields, d_probs, d_fields, activation):
+    """``dL/dx`` given ``dL/dp`` and ``dL/d(field)`` for the fields of
+    :func:`_activation_fields`, through the activation's Jacobian
+    (``∂lse/∂x = p``, ``∂softplus/∂x = p``, ``∂(1 − p)/∂x = −p(1 − p)``)."""
+    if activation == "softmax":
+        return probs * (d_probs - inputs.class_sum(probs * d_probs) + d_fields["lse"][..., None])
+    if activation == "sigmoid":
+        q = fields["one_minus_probs"]
+        return probs * (q * (d_probs - d_fields["one_minus_probs"]) + d_fields["softplus"])
+    return d_probs
+
+
+def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
+              axis_name: Hashable | None, activation: str | None,
+              pixel: PixelTerm | None = None) -> Callable:
+    """``op(x, probs, fields, labels, valid, params) -> head(sums, params)`` (or, with a
+    ``pixel`` term, ``pixel.combine(head(sums, params), mean of pixel.values, params)``)
+    with the fused backward.
+
+    ``probs`` and the activation ``fields`` are computed by the caller from ``x``:
+    the op reads them and returns no cotangent for them, giving the whole gradient
+    to ``x`` instead.
+    """
+
+    def pixel_inputs(x, probs, fields, labels, target, valid):
+        """An Inputs record whose activation fields are the given arrays."""
+        inp = inputs.Inputs(x, target, valid, labels if labels.dtype != target.dtype else None,
+                            activation, fused=True)
+        inp.__dict__.update(probs=probs, **fields)
+        return inp
+
+    def pixel_total(x, probs, fields, labels, target, valid, params):
+        values = pixel.values(pixel_inputs(x, probs, fields, labels, target, valid), params)
+        mask = valid if values.ndim == valid.ndim else valid[..., None]
+        total = jnp.sum(jnp.where(mask, values, 0))
+        count = jnp.sum(jnp.broadcast_to(mask, values.shape), dtype=total.dtype)
+        return total, count
+
+    def loss_from(sums, pixel_mean, params):
+        region = head(sums, params)
+        return region if pixel is None else pixel.combine(region, pixel_mean, params)
+
+    def forward(x, probs, fields, labels, valid, params):
         target = _target(labels, probs.shape[-1], probs.dtype)
         values = [TERMS[name](probs, target) for name in terms]
         sums = stats.unit_sums(*values, valid=valid, per_image=per_image, axis_name=axis_name)
         sums = dict(zip(terms, sums, strict=True))
-        return head(sums, params), sums
+        pixel_mean = count = None
+        if pixel is not None:
+            total, count = pixel_total(x, probs, fields, labels, target, valid, params)
+            total, count = stats.sum_across((total, count), axis_name)
+            pixel_mean = reduce.safe_div(total, count)
+        return loss_from(sums, pixel_mean, params), (sums, pixel_mean, count)
 
     @jax.custom_vjp
-    def op(x, probs, labels, valid, params):
-        return forward(probs, labels, valid, params)[0]
+    def op(x, probs, fields, labels, valid, params):
+        return forward(x, probs, fields, labels, valid, params)[0]
 
-    def op_fwd(x, probs, labels, valid, params):
-        loss, sums = forward(probs, labels, valid, params)
-        return loss, (probs, labels, valid, sums, params)
+    def op_fwd(x, probs, fields, labels, valid, params):
+        loss, stats_ = forward(x, probs, fields, labels, valid, params)
+        return loss, (x, probs, fields, labels, valid, stats_, params)
 
     def op_bwd(residuals, cotangent):
-        probs, labels, valid, sums, params = residuals
+        x, probs, fields, labels, valid, (sums, pixel_mean, count), params = residuals
         # dL/dS: autodiff of the small per-unit function. With axis_name and
         # per_image=False the sums are global, so this is the gradient of the
         # global loss; each device then applies it to its own pixels.
-        _, head_vjp = jax.vjp(head, sums, params)
-        d_sums, d_params = head_vjp(cotangent)
+        _, head_vjp = jax.vjp(loss_from, sums, pixel_mean, params)
+        d_sums, d_mean, d_params = head_vjp(cotangent)
         target = _target(labels, probs.shape[-1], probs.dtype)
 
         # Σ_k dL/dS_k · ∂f_k/∂p per pixel, as the gradient of Σ_pixels Σ_k dL/dS_k · f_k:
@@ -291,9 +353,20 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
         # select: XLA:CPU vectorises it (a select on a bool mask broadcast over the
         # class axis cost more than the rest of the backward pass).
         d_probs = d_probs * valid.astype(d_probs.dtype)[..., None]
-        # probs has the dtype of x (the compute dtype), and so has this cotangent.
-        d_x = _activation_vjp(probs, d_probs, activation)
-        return d_x, None, None, None, d_params
+        if pixel is None:
+            # probs has the dtype of x (the compute dtype), and so has this cotangent.
+            return _activation_vjp(probs, d_probs, activation), None, None, None, None, d_params
+        # The pixel term: the mean's cotangent spread over the valid pixels, then the
+        # term's partial derivatives in x, p and the fields, one elementwise pass.
+        weight = reduce.safe_div(d_mean, count)
+        # jax.grad, not a VJP with this cotangent: under shard_map the local total varies
+        # across devices while the weight does not, and grad types the seed itself.
+        dx, dp, d_fields, d_q = jax.grad(
+            lambda x, p, f, q: weight * pixel_total(x, p, f, labels, target, valid, q)[0],
+            argnums=(0, 1, 2, 3))(x, probs, fields, params)
+        d_x = dx + _fields_vjp(x, probs, fields, d_probs + dp, d_fields, activation)
+        d_params = jax.tree.map(jnp.add, d_params, d_q)
+        return d_x, None, None, None, None, d_params
 
     op.defvjp(op_fwd, op_bwd)
     return op
@@ -307,6 +380,7 @@ def region_loss(
     unit_loss: Callable[[Sums, Params], jax.Array],
     hyper: dict[str, Any] | None = None,
     pooled: bool = False,
+    pixel: PixelTerm | None = None,
 ) -> jax.Array:
     """``reduce(unit_loss(S))`` for prepared inputs, with the fused backward.
 
@@ -321,6 +395,9 @@ def region_loss(
         per unit of classes, given the kept classes ``keep``.
       hyper: the loss's hyperparameters, e.g. ``{"alpha": 0.3}``.
       pooled: see ``unit_loss``.
+      pixel: a pixel-wise term (compound losses): the loss is then
+        ``pixel.combine(reduce(unit_loss(S)), mean of pixel.values, q)``, and the
+        backward pass of both terms is one elementwise pass.
 
     Returns:
       The reduced loss (see the conventions page): a scalar, or every unit for
@@ -350,8 +427,10 @@ def region_loss(
                                   axis_name=options.axis_name)
         return out[..., 0] if options.reduction == "none" else out
 
-    op = _fused_op(terms, head, bool(options.per_image), options.axis_name, inp.activation)
+    op = _fused_op(terms, head, bool(options.per_image), options.axis_name, inp.activation,
+                   pixel)
     # Integer labels travel as they are (the one-hot is formed inside the fused
     # passes); dense labels as the prepared float target.
     labels = inp.labels if inp.labels is not None else inp.target
-    return op(inp.x, inp.probs, labels, inp.valid, params)
+    fields = _activation_fields(inp) if pixel is not None else {}
+    return op(inp.x, inp.probs, fields, labels, inp.valid, params)
