@@ -35,6 +35,7 @@ from segloss_jax._src.lovasz import lovasz_hinge_loss, lovasz_softmax_loss
 from segloss_jax._src.metrics import (
     ConfusionMatrixMetric,
     average_surface_distance,
+    calibration_error,
     confusion_matrix,
     dice_from_confusion,
     dice_score,
@@ -42,6 +43,7 @@ from segloss_jax._src.metrics import (
     iou_from_confusion,
     iou_score,
     mean_score,
+    surface_dice,
 )
 
 # Pixel-wise (distribution-based) losses.
