@@ -33,6 +33,7 @@ from segloss_jax._src.lovasz import lovasz_hinge_loss, lovasz_softmax_loss
 
 # Metrics.
 from segloss_jax._src.metrics import (
+    CalibrationErrorMetric,
     ConfusionMatrixMetric,
     average_surface_distance,
     calibration_error,

@@ -17,7 +17,7 @@ import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.experimental import checkify
-from test_metrics import blob
+from test_metrics import blob, random_labels
 
 import segloss_jax as sl
 
@@ -221,6 +221,57 @@ def test_calibration_error_errors():
         sl.calibration_error(jnp.full((4, 2), 0.5), labels[0])
     with pytest.raises(ValueError, match="where"):
         sl.calibration_error(probs, labels, where=jnp.ones((2, 4), bool))
+
+
+def test_streaming_calibration_equals_whole_set():
+    rng = np.random.default_rng(8)
+    probs = random_probs(rng, (4, 5, 6), 3)
+    labels = random_labels(rng, (4, 5, 6), 3, ignore=255)
+    update = jax.jit(sl.CalibrationErrorMetric.update, static_argnames="ignore_index")
+    state = sl.CalibrationErrorMetric.init(10)
+    for i in range(0, 4, 2):  # batches of two images
+        state = update(state, probs[i:i + 2], labels[i:i + 2], ignore_index=255)
+    valid = labels != 255
+    out = state.compute()
+    for norm, key in (("l1", "ece"), ("max", "mce")):
+        np.testing.assert_allclose(out[key], ref.calibration_error(probs, labels, 10, norm, valid),
+                                   rtol=1e-5)
+    # The reliability diagram, bin by bin.
+    conf, correct = probs.max(-1)[valid], (probs.argmax(-1) == labels)[valid]
+    index = np.clip(np.ceil(conf * 10).astype(int) - 1, 0, 9)
+    np.testing.assert_array_equal(out["count"], np.bincount(index, minlength=10))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(
+            out["accuracy"], np.bincount(index, correct, 10) / np.bincount(index, minlength=10),
+            rtol=1e-6)
+        np.testing.assert_allclose(
+            out["confidence"], np.bincount(index, conf, 10) / np.bincount(index, minlength=10),
+            rtol=1e-6)
+    # Merging two halves gives the same state; an empty state computes NaN.
+    halves = [sl.CalibrationErrorMetric.init(10).update(probs[i:i + 2], labels[i:i + 2],
+                                                        ignore_index=255) for i in (0, 2)]
+    merged = halves[0].merge(halves[1])
+    np.testing.assert_array_equal(merged.counts(), state.counts())
+    np.testing.assert_allclose(merged.confidence, state.confidence, rtol=1e-6)
+    assert np.isnan(sl.CalibrationErrorMetric.init(3).compute()["ece"])
+    with pytest.raises(ValueError, match="num_bins"):
+        sl.CalibrationErrorMetric.init(0)
+
+
+def test_streaming_calibration_counts_beyond_int32_are_exact():
+    state = sl.CalibrationErrorMetric.init(2)
+    # States holding counts near the int32 limit, merged.
+    part = sl.CalibrationErrorMetric(*_split([[2**31 - 1, 5], [2**31 - 1, 0]]), jnp.zeros(2))
+    total = part.merge(part).merge(state)
+    high, low = np.asarray(total.high, np.int64), np.asarray(total.low, np.int64)
+    np.testing.assert_array_equal(high * 2**30 + low,
+                                  [[2 * (2**31 - 1), 10], [2 * (2**31 - 1), 0]])
+    np.testing.assert_allclose(total.counts()[0], [2 * (2**31 - 1), 10], rtol=1e-7)
+
+
+def _split(counts):
+    counts = np.asarray(counts, np.int64)
+    return jnp.asarray(counts >> 30, jnp.int32), jnp.asarray(counts & (2**30 - 1), jnp.int32)
 
 
 @settings(max_examples=15, deadline=None)

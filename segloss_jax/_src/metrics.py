@@ -17,7 +17,9 @@ gradient. Counts are exact integers; scores are float32 (float64 under x64).
   :func:`~segloss_jax._src.distance.distance_transform_edt`;
   :func:`surface_dice` counts the surface elements within a tolerance of the
   other surface.
-* :func:`calibration_error` bins pixel confidences (ECE, MCE).
+* :func:`calibration_error` bins pixel confidences (ECE, MCE) of class
+  probabilities; :class:`CalibrationErrorMetric` accumulates its bins over a
+  data set.
 """
 
 from __future__ import annotations
@@ -865,7 +867,8 @@ def _check_calibration_inputs(probs, labels, where, ignore_index) -> tuple[jax.A
 
 
 def _calibration_bins(probs, labels, where, *, num_bins, ignore_index, axis_name):
-    """Per bin: pixel count, sum of confidences and number of correct predictions."""
+    """Per bin: ``[2, n]`` int32 counts (pixels, correct predictions) and ``[n]`` sums of
+    confidences."""
     dtype = jnp.promote_types(probs.dtype, jnp.float32)
     probs = probs.astype(dtype)
     if probs.shape[-1] == 1:  # binary: the two classes [1 − p, p]
@@ -878,25 +881,29 @@ def _calibration_bins(probs, labels, where, *, num_bins, ignore_index, axis_name
     # index is the number of inner edges strictly below the confidence.
     edges = jnp.arange(1, num_bins, dtype=dtype) / num_bins
     index = jnp.searchsorted(edges, confidence, side="left")
-    index = jnp.where(valid, index, num_bins)  # excluded pixels go to a dropped extra bin
-    data = jnp.stack([jnp.ones_like(confidence), confidence, (pred == labels).astype(dtype)], -1)
-    sums = jax.ops.segment_sum(data.reshape(-1, 3), index.ravel(), num_segments=num_bins + 1)
-    sums = sums[:num_bins].T
+    index = jnp.where(valid, index, num_bins).ravel()  # excluded pixels: a dropped extra bin
+    ones_correct = jnp.stack([jnp.ones_like(pred), pred == labels], -1).astype(jnp.int32)
+    counts = jax.ops.segment_sum(ones_correct.reshape(-1, 2), index, num_segments=num_bins + 1)
+    confidences = jax.ops.segment_sum(confidence.ravel(), index, num_segments=num_bins + 1)
+    counts, confidences = counts[:num_bins].T, confidences[:num_bins]
     if axis_name is not None:
-        sums = jax.lax.psum(sums, axis_name)
-    return sums[0], sums[1], sums[2]
+        counts, confidences = jax.lax.psum((counts, confidences), axis_name)
+    return counts, confidences
 
 
-def _calibration_from_bins(count, confidence, correct, norm):
+def _calibration_from_bins(counts, confidences, norm):
     r"""ECE (``"l1"``) or MCE (``"max"``) from per-bin sums; NaN when every bin is empty.
 
-    :math:`n_k |\bar c_k - \bar a_k| = |\sum c - \sum a|` over bin :math:`k`.
+    ``counts`` ``[2, n]``: pixels and correct predictions per bin; ``confidences`` ``[n]``
+    their summed confidences. A bin's weighted gap
+    :math:`|B_k|\,|\mathrm{conf}(B_k) - \mathrm{acc}(B_k)| = |\sum c_i - \#\mathrm{correct}|`.
     """
-    gap = jnp.abs(confidence - correct)
+    count, correct = counts.astype(confidences.dtype)
+    gap = jnp.abs(confidences - correct)
     if norm == "l1":
-        return _ratio_or_nan(jnp.sum(gap, -1), jnp.sum(count, -1))
+        return _ratio_or_nan(jnp.sum(gap), jnp.sum(count))
     per_bin = jnp.where(count > 0, gap / jnp.maximum(count, 1), -jnp.inf)
-    return jnp.where(jnp.any(count > 0, -1), jnp.max(per_bin, -1), jnp.nan)
+    return jnp.where(jnp.any(count > 0), jnp.max(per_bin), jnp.nan)
 
 
 def calibration_error(
@@ -998,3 +1005,102 @@ def _calibration(probs, labels, where, *, num_bins, norm, ignore_index, axis_nam
     bins = _calibration_bins(probs, labels, where, num_bins=num_bins,
                              ignore_index=ignore_index, axis_name=axis_name)
     return _calibration_from_bins(*bins, norm)
+
+
+_calibration_sums = jax.jit(_calibration_bins,
+                            static_argnames=("num_bins", "ignore_index", "axis_name"))
+
+
+class CalibrationErrorMetric(NamedTuple):
+    r"""Streaming calibration error: exact ECE and MCE over a whole data set.
+
+    A pure pytree state like :class:`ConfusionMatrixMetric`: ``init`` makes an
+    empty one, ``update`` adds a batch's per-bin sums (pixels, correct
+    predictions, confidences; definitions as in :func:`calibration_error`),
+    ``merge`` adds two states, ``compute`` gives the errors of everything seen.
+    Because sums (not errors) are accumulated, the result equals
+    :func:`calibration_error` of the concatenated data set.
+
+    Pixel and correct counts are held as ``high·2³⁰ + low`` in two int32
+    arrays (exact up to 2⁶¹ per bin); the confidence sums are float32 (float64
+    under x64). One ``update`` adds fewer than 2³¹ pixels.
+
+    Attributes:
+      high: ``[2, n]`` int32, multiples of 2³⁰ in the counts (row 0: pixels,
+        row 1: correct predictions).
+      low: ``[2, n]`` int32 in ``[0, 2³⁰)``, the rest.
+      confidence: ``[n]`` float, the sum of the confidences of each bin.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> state = sl.CalibrationErrorMetric.init(5)
+      >>> state = state.update(jnp.array([[[0.9, 0.1], [0.8, 0.2]]]), jnp.array([[0, 1]]))
+      >>> state = state.update(jnp.array([[[0.3, 0.7], [0.4, 0.6]]]), jnp.array([[1, 1]]))
+      >>> print(state.compute()["ece"])
+      0.25
+    """
+
+    high: jax.Array
+    low: jax.Array
+    confidence: jax.Array
+
+    @classmethod
+    def init(cls, num_bins: int = 15) -> CalibrationErrorMetric:
+        """An empty state with ``num_bins`` equal-width bins (a Python int)."""
+        _check_num_bins(num_bins)
+        zeros = jnp.zeros((2, num_bins), jnp.int32)
+        return cls(zeros, zeros, jnp.zeros(num_bins, float_dtype()))
+
+    @property
+    def num_bins(self) -> int:
+        return self.confidence.shape[-1]
+
+    def update(
+        self,
+        probs: chex.Array,
+        labels: chex.Array,
+        *,
+        where: chex.Array | None = None,
+        ignore_index: int | None = None,
+        axis_name: str | None = None,
+    ) -> CalibrationErrorMetric:
+        """Adds a batch (arguments as :func:`calibration_error`).
+
+        With ``axis_name`` (inside ``shard_map``/``pmap``) the batch sums are
+        ``psum``-ed over that mapped axis first, so every device holds the
+        state of the global batch.
+        """
+        probs, labels = _check_calibration_inputs(probs, labels, where, ignore_index)
+        counts, confidences = _calibration_sums(probs, labels, where, num_bins=self.num_bins,
+                                                ignore_index=ignore_index, axis_name=axis_name)
+        high, low = _carry(self.high, self.low.astype(jnp.uint32) + counts.astype(jnp.uint32))
+        return CalibrationErrorMetric(
+            high, low, self.confidence + confidences.astype(self.confidence.dtype))
+
+    def merge(self, other: CalibrationErrorMetric) -> CalibrationErrorMetric:
+        """The state of both data sets (e.g. from two hosts)."""
+        high, low = _carry(self.high + other.high,
+                           self.low.astype(jnp.uint32) + other.low.astype(jnp.uint32))
+        return CalibrationErrorMetric(high, low, self.confidence + other.confidence)
+
+    def counts(self) -> jax.Array:
+        """``[2, n]`` pixel and correct counts per bin, as floats."""
+        dtype = self.confidence.dtype
+        return self.high.astype(dtype) * (1 << _LOW_BITS) + self.low.astype(dtype)
+
+    def compute(self) -> dict[str, jax.Array]:
+        """Errors of everything seen, and the reliability diagram.
+
+        Returns:
+          ``{"ece": [], "mce": [], "count": [n], "confidence": [n],
+          "accuracy": [n]}``: the expected and maximum calibration errors (NaN
+          before any pixel), and per bin its pixel count, mean confidence and
+          accuracy (NaN for an empty bin).
+        """
+        counts = self.counts()
+        count, correct = counts
+        return {"ece": _calibration_from_bins(counts, self.confidence, "l1"),
+                "mce": _calibration_from_bins(counts, self.confidence, "max"),
+                "count": count, "confidence": _ratio_or_nan(self.confidence, count),
+                "accuracy": _ratio_or_nan(correct, count)}
