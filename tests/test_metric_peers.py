@@ -108,9 +108,9 @@ def random_probs(rng, shape, c, temperature=1.0):
     return np.asarray(jax.nn.softmax(x, -1) if c > 1 else jax.nn.sigmoid(x))
 
 
-@pytest.mark.parametrize("c", [1, 2, 4])
+@pytest.mark.parametrize("c", [1, 4])
 @pytest.mark.parametrize("norm", ["l1", "max"])
-@pytest.mark.parametrize("num_bins", [1, 10, 15])
+@pytest.mark.parametrize("num_bins", [1, 15])
 def test_calibration_error_matches_reference(c, norm, num_bins):
     rng = np.random.default_rng(c + num_bins)
     probs = random_probs(rng, (2, 6, 7), c)

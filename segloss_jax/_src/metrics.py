@@ -974,8 +974,7 @@ def calibration_error(
     (``[1, 1, N]``), ``num_bins=n``, ``right=False`` (its bins are then
     ``(e_k, e_{k+1}]`` with edges ``k(1 + ε)/n``, ``ε`` the float32 epsilon) and
     ``calibration_reduction="expected"`` / ``"maximum"``, it gives this value.
-    torchmetrics ``MulticlassCalibrationError(norm="l1" | "max")`` is the same
-    top-label error, on flattened pixels.
+    Its ``"average"`` (unweighted mean over bins) has no equivalent here.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -1098,9 +1097,15 @@ class CalibrationErrorMetric(NamedTuple):
           before any pixel), and per bin its pixel count, mean confidence and
           accuracy (NaN for an empty bin).
         """
-        counts = self.counts()
-        count, correct = counts
-        return {"ece": _calibration_from_bins(counts, self.confidence, "l1"),
-                "mce": _calibration_from_bins(counts, self.confidence, "max"),
-                "count": count, "confidence": _ratio_or_nan(self.confidence, count),
-                "accuracy": _ratio_or_nan(correct, count)}
+        return _calibration_report(self)
+
+
+@jax.jit
+def _calibration_report(state: CalibrationErrorMetric) -> dict[str, jax.Array]:
+    """:meth:`CalibrationErrorMetric.compute`, as one compiled program."""
+    counts = state.counts()
+    count, correct = counts
+    return {"ece": _calibration_from_bins(counts, state.confidence, "l1"),
+            "mce": _calibration_from_bins(counts, state.confidence, "max"),
+            "count": count, "confidence": _ratio_or_nan(state.confidence, count),
+            "accuracy": _ratio_or_nan(correct, count)}
