@@ -927,8 +927,9 @@ def calibration_error(
     over the valid pixels :math:`V` (``where`` is ``True``, the label is not
     ``ignore_index``), pooled over the whole batch. A pixel's confidence is its
     largest class probability :math:`c_i = \max_c p_{i,c}`, its prediction
-    :math:`\hat y_i = \arg\max_c p_{i,c}`; :math:`B_k` holds the pixels with
-    :math:`c_i \in (k/n, (k+1)/n]` (:math:`[0, 1/n]` for :math:`k = 0`),
+    :math:`\hat y_i = \arg\max_c p_{i,c}` (the first class on ties);
+    :math:`B_k` holds the pixels with :math:`c_i \in (k/n, (k+1)/n]`
+    (:math:`[0, 1/n]` for :math:`k = 0`),
     :math:`\mathrm{conf}(B_k)` is their mean confidence and
     :math:`\mathrm{acc}(B_k)` the fraction with :math:`\hat y_i = y_i`. The bin
     edges are :math:`k/n` rounded to the compute dtype; a confidence equal to an
