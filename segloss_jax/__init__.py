@@ -34,8 +34,10 @@ from segloss_jax._src.lovasz import lovasz_hinge_loss, lovasz_softmax_loss
 
 # Metrics.
 from segloss_jax._src.metrics import (
+    CalibrationErrorMetric,
     ConfusionMatrixMetric,
     average_surface_distance,
+    calibration_error,
     confusion_matrix,
     dice_from_confusion,
     dice_score,
@@ -43,6 +45,7 @@ from segloss_jax._src.metrics import (
     iou_from_confusion,
     iou_score,
     mean_score,
+    surface_dice,
 )
 
 # Pixel-wise (distribution-based) losses.

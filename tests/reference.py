@@ -684,3 +684,51 @@ def average_surface_distance(a, b, symmetric=True, sampling=None):
     if symmetric:
         d = np.concatenate([d, directed_surface_distances(b, a, sampling)])
     return d.mean()
+
+
+def surface_dice(a, b, tolerance, sampling=None):
+    """Normalized surface Dice (Nikolov et al.): the surface elements of each mask within
+    ``tolerance`` of the other surface, over both surfaces' sizes; distances from
+    ``scipy.ndimage.distance_transform_edt`` of the other surface's complement. NaN when
+    both surfaces are empty, 0 when one is."""
+    sa, sb = surface(a), surface(b)
+    if not sa.any() and not sb.any():
+        return np.nan
+    if not sa.any() or not sb.any():
+        return 0.0
+    to_b = ndi.distance_transform_edt(~sb, sampling=sampling)
+    to_a = ndi.distance_transform_edt(~sa, sampling=sampling)
+    close = np.sum(to_b[sa] <= tolerance) + np.sum(to_a[sb] <= tolerance)
+    return close / (sa.sum() + sb.sum())
+
+
+# --------------------------------------------------------------------------------------
+# Metrics: calibration error, with explicit loops over the bins.
+# --------------------------------------------------------------------------------------
+
+
+def calibration_error(probs, labels, num_bins, norm="l1", valid=None):
+    """Top-label ECE (``"l1"``) or MCE (``"max"``) over the valid pixels: confidence the
+    largest probability (``C == 1``: of ``[1 - p, p]``), correct when the arg max (``C == 1``:
+    ``p > 0.5``) is the label; bin ``k`` holds confidences in ``(k/n, (k+1)/n]``, bin 0
+    also 0. NaN when no pixel is valid."""
+    probs = np.asarray(probs, np.float64)
+    if probs.shape[-1] == 1:
+        probs = np.concatenate([1 - probs, probs], -1)
+    labels = np.asarray(labels)
+    valid = np.ones(labels.shape, bool) if valid is None else np.asarray(valid, bool)
+    conf = probs.max(-1)[valid]
+    correct = (probs.argmax(-1) == labels)[valid]
+    if conf.size == 0:
+        return np.nan
+    ece, mce = 0.0, 0.0
+    for k in range(num_bins):
+        lo, hi = k / num_bins, (k + 1) / num_bins
+        in_bin = (conf > lo) & (conf <= hi)
+        if k == 0:
+            in_bin |= conf == 0
+        if in_bin.any():
+            gap = abs(conf[in_bin].mean() - correct[in_bin].mean())
+            ece += in_bin.sum() / conf.size * gap
+            mce = max(mce, gap)
+    return ece if norm == "l1" else mce

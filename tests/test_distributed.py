@@ -290,6 +290,27 @@ def test_streaming_axis_name_under_shard_map():
     np.testing.assert_array_equal(state.counts(), ref.confusion_matrix(pred, labels, 3, None, 255))
 
 
+@pytest.mark.parametrize("norm", ["l1", "max"])
+def test_calibration_error_axis_name_under_shard_map(norm):
+    rng = np.random.default_rng(7)
+    probs = jnp.asarray(random_probs(7, (8, 5, 6), 3)[0], jnp.float32)
+    labels = jnp.asarray(random_labels(rng, (8, 5, 6), 3, ignore=255))
+    fn = functools.partial(sl.calibration_error, num_bins=10, norm=norm, ignore_index=255)
+    mapped = jax.jit(jax.shard_map(lambda p, y: fn(p, y, axis_name="d"), mesh=_mesh(),
+                                   in_specs=(P("d"), P("d")), out_specs=P()))(probs, labels)
+    np.testing.assert_allclose(mapped, fn(probs, labels), rtol=1e-6)
+    np.testing.assert_allclose(mapped, ref.calibration_error(probs, labels, 10, norm,
+                                                             np.asarray(labels) != 255),
+                               rtol=1e-5)
+    # The streaming state: every device holds the global batch's bins.
+    state = jax.jit(jax.shard_map(
+        lambda st, p, y: st.update(p, y, ignore_index=255, axis_name="d"), mesh=_mesh(),
+        in_specs=(P(), P("d"), P("d")), out_specs=P()))(sl.CalibrationErrorMetric.init(10),
+                                                        probs, labels)
+    np.testing.assert_allclose(state.compute()["ece" if norm == "l1" else "mce"], mapped,
+                               rtol=1e-6)
+
+
 # ------------------------------------------- distance transforms and surface distances
 
 EDT_SHAPES = [(10, 10), (6, 6, 6)]
@@ -372,12 +393,15 @@ METRIC_CASES = [
     pytest.param("hausdorff_distance", {"percentile": 95.0}, id="hd95"),
     pytest.param("average_surface_distance", {}, id="asd"),
     pytest.param("average_surface_distance", {"symmetric": False}, id="asd-directed"),
+    pytest.param("surface_dice", {"tolerance": 1.5}, id="surface-dice"),
 ]
 
 
 def surface_reference(name, a, b, kwargs):
     if name == "hausdorff_distance":
         return ref.hausdorff_distance(a, b, kwargs.get("percentile", 100.0))
+    if name == "surface_dice":
+        return ref.surface_dice(a, b, kwargs["tolerance"])
     return ref.average_surface_distance(a, b, kwargs.get("symmetric", True))
 
 
@@ -387,7 +411,7 @@ def test_surface_distances_under_shard_map_equal_one_device(name, kwargs, spatia
     rng = np.random.default_rng(24)
     a = np.stack([blob(rng, spatial, p=0.3) for _ in range(16)])
     b = np.stack([blob(rng, spatial, p=0.4) for _ in range(16)])
-    b[3] = False  # one empty mask: inf
+    b[3] = False  # one empty mask: inf (surface Dice: 0)
     a[5] = b[5] = False  # both empty: NaN
     fn = jax.vmap(functools.partial(getattr(sl, name), **kwargs))
     single = fn(jnp.asarray(a), jnp.asarray(b))
