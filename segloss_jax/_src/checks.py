@@ -184,6 +184,13 @@ def check_in_range(name: str, value: Any, low: float, high: float) -> None:
         raise ValueError(f"`{name}` must lie in [{low}, {high}], got {value!r}.")
 
 
+def check_in_half_open(name: str, value: Any, low: float, high: float) -> None:
+    """Rejects a hyperparameter outside ``(low, high]`` when known at trace time."""
+    concrete = _concrete(value)
+    if concrete is not None and (np.any(concrete <= low) or np.any(concrete > high)):
+        raise ValueError(f"`{name}` must lie in ({low}, {high}], got {value!r}.")
+
+
 def _concrete(value: Any) -> np.ndarray | None:
     """The value as a NumPy array if it is known at trace time, else None."""
     try:
