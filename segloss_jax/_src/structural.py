@@ -303,7 +303,7 @@ def structural_similarity_loss(
                 - (y_hat - mu_hat + c4) / (_safe_sqrt(sq_hat - mu_hat**2) + c4))  # (1)
     keep = jnp.broadcast_to(inp.valid[..., None], e.shape)
     e = jnp.where(keep, e, 0)
-    e_max = max_across(jnp.max(e), axis_name)
+    e_max = max_across(jnp.max(lax.stop_gradient(e)), axis_name)  # a threshold only
     f = keep & (e > beta * e_max)  # (2)
     if inp.activation == "softmax":
         ce = -inp.target * inp.log_probs
