@@ -246,10 +246,15 @@ def structural_similarity_loss(
     :math:`e f \nabla\ell_{ce} / M` (a custom VJP; its backward pass still reads
     :math:`e` as a function of the logits, so second derivatives see it change).
 
-    Sources: the paper's own text (arXiv 1910.08711) could not be retrieved when
-    this was written; the equations above follow Jadon's survey transcription
-    (its structure comparison, weight coefficient and mini-batch loss). The
-    window is a keyword: 3 taps with ``sigma = 1.5`` by default.
+    Sources: the paper's own text (arXiv 1910.08711) could not be consulted when
+    this was written; the equations follow the transcription in Jadon's survey (its
+    structure comparison, cross-entropy weight coefficient and mini-batch loss,
+    numbered here (1)-(4), not with the paper's numbers). One transcription of the
+    survey prints :math:`\mu_{\hat y}` in the last denominator of (1); the
+    standard deviation :math:`\sigma_{\hat y}` is used, so that both maps are
+    standardised alike, as the paper's description (local mean and standard
+    deviation) says. The paper's window is not given there either: it is a
+    keyword, 3 taps with ``sigma = 1.5`` by default.
 
     ``reduction="mean"`` divides by :math:`M` (0 when no position is hard, e.g. a
     perfect prediction); class weights scale the terms, not :math:`M`. Excluded
