@@ -243,8 +243,9 @@ def structural_similarity_loss(
     the binary cross-entropy :math:`-g\log p - (1-g)\log(1-p)` with sigmoid (or
     probabilities). :math:`e` and :math:`f` are weight coefficients and carry no
     gradient (the paper's cross-entropy weights): the gradient is
-    :math:`e f \nabla\ell_{ce} / M` (a custom VJP; its backward pass still reads
-    :math:`e` as a function of the logits, so second derivatives see it change).
+    :math:`e f \nabla\ell_{ce} / M` (a custom VJP, so reverse mode only; its backward
+    pass still reads :math:`e` as a function of the logits, so Hessian-vector
+    products see it change).
 
     Sources: the paper's own text (arXiv 1910.08711) could not be consulted when
     this was written; the equations follow the transcription in Jadon's survey (its
