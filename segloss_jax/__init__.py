@@ -70,6 +70,9 @@ from segloss_jax._src.region import (
     tversky_loss,
 )
 from segloss_jax._src.registry import get_loss, list_losses
+
+# Structural losses.
+from segloss_jax._src.structural import ssim_loss, structural_similarity_loss
 from segloss_jax._src.weights import inverse_frequency_weights
 
 __version__ = "0.1.0"

@@ -732,3 +732,76 @@ def calibration_error(probs, labels, num_bins, norm="l1", valid=None):
             ece += in_bin.sum() / conf.size * gap
             mce = max(mce, gap)
     return ece if norm == "l1" else mce
+
+
+# --------------------------------------------------------------------------------------
+# Structural losses (SSIM, Wang et al. 2004; SSL, Zhao et al. 2019 via Jadon 2020).
+# Maps are channels-last [B, *spatial, C]; windows run over the spatial axes only.
+# scipy's mode="mirror" reflects about the edge sample without repeating it (torch's
+# "reflect"). Excluded pixels are 0 in both maps before the windows.
+# --------------------------------------------------------------------------------------
+
+
+def gaussian_window(window_size, sigma):
+    """Taps ``exp(-(k - r)² / 2σ²)``, ``k = 0 … n - 1``, ``r = n // 2``, summing to 1."""
+    k = np.arange(window_size) - window_size // 2
+    w = np.exp(-k.astype(np.float64) ** 2 / (2 * sigma**2))
+    return w / w.sum()
+
+
+def window_mean(x, window_size, sigma):
+    """The Gaussian-weighted local mean ``w ∗ x`` over every spatial axis, same size."""
+    w = gaussian_window(window_size, sigma)
+    for axis in range(1, x.ndim - 1):
+        x = ndi.correlate1d(x, w, axis=axis, mode="mirror")
+    return x
+
+
+def _masked(p, g, valid):
+    keep = np.asarray(valid, bool)[..., None]
+    return np.where(keep, p, 0.0), np.where(keep, g, 0.0)
+
+
+def ssim_map(p, g, window_size=11, sigma=1.5):
+    """Wang et al.'s SSIM per element, ``C1 = 0.01²``, ``C2 = 0.03²`` (data range 1)."""
+    mean = lambda x: window_mean(x, window_size, sigma)  # noqa: E731
+    mu_p, mu_g = mean(p), mean(g)
+    var_p, var_g = mean(p * p) - mu_p**2, mean(g * g) - mu_g**2
+    cov = mean(p * g) - mu_p * mu_g
+    c1, c2 = 0.01**2, 0.03**2
+    return ((2 * mu_p * mu_g + c1) * (2 * cov + c2)) / (
+        (mu_p**2 + mu_g**2 + c1) * (var_p + var_g + c2))
+
+
+def ssim_loss(p, g, valid, window_size=11, sigma=1.5, class_weights=1.0):
+    """Mean over valid pixels and classes of ``w_c (1 − SSIM)``."""
+    p, g = _masked(p, g, valid)
+    return pixel_mean((1 - ssim_map(p, g, window_size, sigma)) * class_weights, valid)
+
+
+def structural_error(p, g, valid, window_size=3, sigma=1.5, c4=0.01):
+    """``e = |(y − μ_y + C4)/(σ_y + C4) − (ŷ − μ_ŷ + C4)/(σ_ŷ + C4)|``, 0 at excluded pixels."""
+    p, g = _masked(p, g, valid)
+
+    def standardised(x):
+        mu = window_mean(x, window_size, sigma)
+        sd = np.sqrt(np.maximum(window_mean(x * x, window_size, sigma) - mu**2, 0))
+        return (x - mu + c4) / (sd + c4)
+
+    e = np.abs(standardised(g) - standardised(p))
+    return np.where(np.asarray(valid, bool)[..., None], e, 0.0)
+
+
+def structural_similarity_loss(p, g, valid, activation, beta=0.1, window_size=3, sigma=1.5,
+                               class_weights=1.0):
+    """Zhao et al.'s SSL: ``Σ e f ℓ_ce / Σ f`` with ``f = 1{e > β max e}`` over valid
+    positions; ``ℓ_ce = −g log p`` (softmax) or the binary cross-entropy. Returns
+    ``(loss, e·f·w, M)``: the loss, the weight of each ``ℓ_ce`` and the hard count."""
+    e = structural_error(p, g, valid, window_size, sigma)
+    f = (e > beta * e.max()) & np.asarray(valid, bool)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ce = -g * np.log(p) if activation == "softmax" else bce(p, g)
+    weight = np.where(f, e * class_weights, 0.0)
+    m = f.sum()
+    loss = np.where(f, weight * ce, 0.0).sum() / m if m else 0.0
+    return loss, weight, m

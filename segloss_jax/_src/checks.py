@@ -194,6 +194,13 @@ def check_distance_map(name: str, value: Any, shape: tuple[int, ...]) -> None:
             f"as `target_distance_map` returns it), got shape {_shape(value)}.")
 
 
+def check_in_half_open(name: str, value: Any, low: float, high: float) -> None:
+    """Rejects a hyperparameter outside ``(low, high]`` when known at trace time."""
+    concrete = _concrete(value)
+    if concrete is not None and (np.any(concrete <= low) or np.any(concrete > high)):
+        raise ValueError(f"`{name}` must lie in ({low}, {high}], got {value!r}.")
+
+
 def _concrete(value: Any) -> np.ndarray | None:
     """The value as a NumPy array if it is known at trace time, else None."""
     try:

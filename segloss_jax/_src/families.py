@@ -29,6 +29,10 @@ FAMILIES: tuple[Family, ...] = (
            ("dice_loss", "jaccard_loss", "tversky_loss", "focal_tversky_loss",
             "log_cosh_dice_loss", "sensitivity_specificity_loss", "generalized_dice_loss",
             "dice_semimetric_loss", "jaccard_metric_loss")),
+    Family("structural", "Structural losses",
+           "Losses on local structure: SSIM and the correlation-maximized structural similarity "
+           "loss.",
+           ("structural_similarity_loss", "ssim_loss")),
     Family("lovasz", "Lovász losses", "Convex surrogates of the Jaccard index (Berman et al.).",
            ("lovasz_hinge_loss", "lovasz_softmax_loss")),
     Family("distance", "Distance transforms",

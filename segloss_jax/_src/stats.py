@@ -34,6 +34,13 @@ def sum_across(values, axis_name: Hashable | None):
     return values if axis_name is None else jax.lax.psum(values, axis_name)
 
 
+def max_across(values, axis_name: Hashable | None):
+    """Maxima (any pytree) taken over the mapped axis ``axis_name`` as well: the
+    maximum of the global batch, the same on every device (no gradient is meant to
+    flow through it). Without ``axis_name`` the values are returned as they are."""
+    return values if axis_name is None else jax.lax.pmax(values, axis_name)
+
+
 def _sum_units(v: jax.Array, per_image: bool) -> jax.Array:
     """The sum of ``v`` over the pixel axes of each unit, in two stages.
 

@@ -1,0 +1,259 @@
+"""Structural losses (``ssim_loss``, ``structural_similarity_loss``) against the float64
+NumPy references of ``reference.py``."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference as ref
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+import segloss_jax as sl
+
+
+def case(seed, shape=(2, 7, 6), c=3, scale=2.0, activation="softmax"):
+    """Logits, integer labels, probabilities and the dense target."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=scale, size=(*shape, c))
+    labels = rng.integers(0, max(c, 2), size=shape)
+    return x, labels, ref.probs(x, activation), ref.one_hot(labels, c)
+
+
+def f64(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in float64, compiled once."""
+    with jax.enable_x64(True):
+        args = [jnp.asarray(a) for a in args]
+        return np.asarray(jax.jit(lambda *a: fn(*a, **kwargs))(*args))
+
+
+ACTIVATIONS = [("softmax", 3), ("sigmoid", 1), ("sigmoid", 2)]
+SHAPES = [(2, 7, 6), (1, 5, 6, 4)]  # 2D and 3D
+
+
+# --------------------------------------------------------------------------- SSIM
+
+
+# (shape, activation, C, window_size, sigma): 2D and 3D, each activation, three windows.
+SSIM_CASES = [
+    (SHAPES[0], "softmax", 3, 3, 1.5),
+    (SHAPES[0], "sigmoid", 2, 5, 0.8),
+    (SHAPES[1], "sigmoid", 1, 3, 1.5),
+    (SHAPES[1], "softmax", 3, 1, 1.5),
+]
+
+
+@pytest.mark.parametrize("shape,activation,c,window_size,sigma", SSIM_CASES)
+def test_ssim_matches_reference(shape, activation, c, window_size, sigma):
+    x, labels, p, g = case(0, shape, c, activation=activation)
+    valid = np.ones(shape, bool)
+    expected = ref.ssim_loss(p, g, valid, window_size, sigma)
+    got = f64(sl.ssim_loss, x, labels, activation=activation, window_size=window_size,
+              sigma=sigma)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_ssim_default_window_on_a_larger_image():
+    x, labels, p, g = case(1, (1, 12, 13), 2)
+    expected = ref.ssim_loss(p, g, np.ones((1, 12, 13), bool), 11, 1.5)
+    np.testing.assert_allclose(f64(sl.ssim_loss, x, labels), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_ssim_where_ignore_index_class_weights_soft_labels(shape):
+    x, labels, p, g = case(2, shape, 3)
+    rng = np.random.default_rng(3)
+    valid = rng.random(shape) > 0.3
+    w = np.array([0.5, 1.0, 2.0])
+    expected = ref.ssim_loss(p, g, valid, 3, 1.5, w)
+    got_where = f64(sl.ssim_loss, x, labels, where=valid, window_size=3, class_weights=w)
+    ignored = np.where(valid, labels, 255)
+    got_ignore = f64(sl.ssim_loss, x, ignored, ignore_index=255, window_size=3,
+                     class_weights=w)
+    np.testing.assert_allclose(got_where, expected, rtol=1e-10)
+    np.testing.assert_allclose(got_ignore, expected, rtol=1e-10)
+    soft = rng.dirichlet(np.ones(3), size=shape)
+    expected = ref.ssim_loss(p, soft, valid, 3, 1.5)
+    got = f64(sl.ssim_loss, x, soft, where=valid, window_size=3)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_ssim_reductions():
+    x, labels, p, g = case(4, (2, 6, 5), 3)
+    valid = np.random.default_rng(5).random((2, 6, 5)) > 0.2
+    per_element = (1 - ref.ssim_map(*np.where(valid[..., None], (p, g), 0), 3)) * valid[..., None]
+    none = f64(sl.ssim_loss, x, labels, where=valid, window_size=3, reduction="none")
+    np.testing.assert_allclose(none, per_element, rtol=1e-10, atol=1e-14)
+    total = f64(sl.ssim_loss, x, labels, where=valid, window_size=3, reduction="sum")
+    np.testing.assert_allclose(total, per_element.sum(), rtol=1e-10)
+
+
+def test_ssim_gradients_match_finite_differences():
+    x, labels, _, _ = case(6, (1, 5, 4), 3)
+    with jax.enable_x64(True):
+        f = jax.jit(lambda z: sl.ssim_loss(z, jnp.asarray(labels), window_size=3))
+        check_grads(f, (jnp.asarray(x),), order=1, modes=["rev"])
+        x3, labels3, _, _ = case(7, (1, 3, 4, 3), 1, activation="sigmoid")
+        f3 = jax.jit(lambda z: sl.ssim_loss(z, jnp.asarray(labels3), activation="sigmoid",
+                                            window_size=3))
+        check_grads(f3, (jnp.asarray(x3),), order=1, modes=["rev"])
+
+
+# --------------------------------------------------------------------------- SSL
+
+
+# (shape, activation, C, beta, window_size, sigma).
+SSL_CASES = [
+    (SHAPES[0], "softmax", 3, 0.1, 3, 1.5),
+    (SHAPES[0], "sigmoid", 2, 0.5, 5, 1.0),
+    (SHAPES[1], "sigmoid", 1, 0.1, 3, 1.5),
+    (SHAPES[1], "softmax", 3, 0.5, 5, 1.0),
+]
+
+
+@pytest.mark.parametrize("shape,activation,c,beta,window_size,sigma", SSL_CASES)
+def test_structural_similarity_matches_reference(shape, activation, c, beta, window_size,
+                                                  sigma):
+    x, labels, p, g = case(10, shape, c, activation=activation)
+    expected, _, _ = ref.structural_similarity_loss(p, g, np.ones(shape, bool), activation,
+                                                    beta, window_size, sigma)
+    got = f64(sl.structural_similarity_loss, x, labels, activation=activation, beta=beta,
+              window_size=window_size, sigma=sigma)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_structural_similarity_where_ignore_index_class_weights(shape):
+    x, labels, p, g = case(11, shape, 3)
+    valid = np.random.default_rng(12).random(shape) > 0.3
+    w = np.array([2.0, 1.0, 0.5])
+    expected, _, _ = ref.structural_similarity_loss(p, g, valid, "softmax", class_weights=w)
+    got_where = f64(sl.structural_similarity_loss, x, labels, where=valid, class_weights=w)
+    got_ignore = f64(sl.structural_similarity_loss, x, np.where(valid, labels, 255),
+                     ignore_index=255, class_weights=w)
+    np.testing.assert_allclose(got_where, expected, rtol=1e-10)
+    np.testing.assert_allclose(got_ignore, expected, rtol=1e-10)
+
+
+def test_structural_similarity_reductions():
+    x, labels, p, g = case(13, (2, 6, 5), 2, activation="sigmoid")
+    _, weight, _ = ref.structural_similarity_loss(p, g, np.ones((2, 6, 5), bool), "sigmoid")
+    terms = weight * ref.bce(p, g)
+    none = f64(sl.structural_similarity_loss, x, labels, activation="sigmoid",
+               reduction="none")
+    np.testing.assert_allclose(none, terms, rtol=1e-9, atol=1e-14)
+    total = f64(sl.structural_similarity_loss, x, labels, activation="sigmoid",
+                reduction="sum")
+    np.testing.assert_allclose(total, terms.sum(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("activation,c", ACTIVATIONS)
+def test_structural_similarity_gradient_has_e_and_f_as_constants(activation, c):
+    """The gradient is ``Σ (e f / M) ∇ℓ_ce``: softmax ``(e f / M)_c g_c (p_k − δ_ck)``
+    summed over ``c``, sigmoid ``(e f / M)(p − g)``."""
+    shape = (2, 6, 5)
+    x, labels, p, g = case(14, shape, c, activation=activation)
+    _, weight, m = ref.structural_similarity_loss(p, g, np.ones(shape, bool), activation)
+    weight = weight / m
+    if activation == "softmax":
+        wg = weight * g
+        expected = wg.sum(-1, keepdims=True) * p - wg
+    else:
+        expected = weight * (p - g)
+    with jax.enable_x64(True):
+        got = jax.jit(jax.grad(lambda z: sl.structural_similarity_loss(
+            z, jnp.asarray(labels), activation=activation)))(jnp.asarray(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-14)
+
+
+def test_structural_similarity_axis_name_takes_the_global_maximum():
+    x, labels, p, g = case(15, (4, 6, 5), 3)
+    expected, _, _ = ref.structural_similarity_loss(p, g, np.ones((4, 6, 5), bool), "softmax")
+    with jax.enable_x64(True):
+        got = jax.jit(jax.vmap(
+            lambda a, b: sl.structural_similarity_loss(a[None], b[None], axis_name="i"),
+            axis_name="i"))(jnp.asarray(x), jnp.asarray(labels))
+    np.testing.assert_allclose(got, np.full(4, expected), rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@pytest.mark.parametrize("name", ["ssim_loss", "structural_similarity_loss"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_perfect_prediction_gives_zero(name, shape):
+    _, labels, _, g = case(16, shape, 3)
+    kwargs = {"window_size": 3} if name == "ssim_loss" else {}
+    loss = jax.jit(lambda p, y: getattr(sl, name)(p, y, activation=None, **kwargs))(
+        jnp.asarray(g, jnp.float32), jnp.asarray(labels))
+    np.testing.assert_allclose(loss, 0.0, atol=1e-6)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), c=st.integers(1, 3), window=st.sampled_from([1, 3, 5]))
+def test_bounds_and_identity(seed, c, window):
+    """``0 ≤ ssim_loss ≤ 2`` (SSIM ∈ [−1, 1]); ``ssim_loss(p, p) = 0``, also for soft
+    targets; the structural loss is non-negative and 0 for ``p = g``."""
+    rng = np.random.default_rng(seed)
+    p = jnp.asarray(rng.dirichlet(np.ones(max(c, 2)), size=(2, 5, 6))[..., :c], jnp.float32)
+    g = jnp.asarray(rng.random((2, 5, 6, c)), jnp.float32)
+    ssim = float(_SSIM(p, g, activation=None, window_size=window))
+    assert -1e-6 <= ssim <= 2 + 1e-6
+    assert abs(float(_SSIM(g, g, activation=None, window_size=window))) < 1e-6
+    ssl = float(_SSL(p, g, activation=None, window_size=window))
+    assert ssl >= 0 and np.isfinite(ssl)
+    assert float(_SSL(g, g, activation=None, window_size=window)) == 0.0
+
+
+_SSIM = jax.jit(sl.ssim_loss, static_argnames=("activation", "window_size"))
+_SSL = jax.jit(sl.structural_similarity_loss, static_argnames=("activation", "window_size"))
+
+
+@pytest.mark.parametrize("name", ["ssim_loss", "structural_similarity_loss"])
+def test_jit_vmap_grad_3d(name):
+    x, labels, _, _ = case(17, (2, 4, 5, 6), 3)
+    x, labels = jnp.asarray(x, jnp.float32), jnp.asarray(labels)
+    fn = getattr(sl, name)
+    value = jax.jit(lambda a, b: fn(a, b, window_size=3))
+    per_image = jax.jit(jax.vmap(lambda a, b: value(a[None], b[None])))(x, labels)
+    looped = [value(x[i:i + 1], labels[i:i + 1]) for i in range(2)]
+    np.testing.assert_allclose(per_image, looped, rtol=1e-5)
+    if name == "ssim_loss":  # equal-size images: the batch mean is the mean of images
+        np.testing.assert_allclose(value(x, labels), np.mean(looped), rtol=1e-5)
+    grad = jax.jit(jax.grad(lambda a: value(a, labels)))(x)
+    assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("name", ["ssim_loss", "structural_similarity_loss"])
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"window_size": 4}, ValueError, r"`window_size` must be an odd int >= 1, got 4"),
+    ({"window_size": 0}, ValueError, r"`window_size` must be an odd int >= 1"),
+    ({"window_size": 3.0}, ValueError, r"`window_size` must be an odd int"),
+    ({"window_size": 13}, ValueError, r"`window_size` = 13 needs every spatial size to "
+                                      r"exceed window_size // 2 = 6.*\(7, 6\)"),
+    ({"sigma": 0.0}, ValueError, r"`sigma` must be positive"),
+    ({"sigma": -1.0}, ValueError, r"`sigma` must be positive"),
+])
+def test_bad_window(name, kwargs, exc, match):
+    x, labels, _, _ = case(18)
+    with pytest.raises(exc, match=match):
+        getattr(sl, name)(jnp.asarray(x), jnp.asarray(labels), **kwargs)
+
+
+def test_traced_sigma_is_a_type_error():
+    x, labels, _, _ = case(19)
+    with pytest.raises(TypeError, match="`sigma` must be a Python number"):
+        jax.jit(lambda s: sl.ssim_loss(jnp.asarray(x), jnp.asarray(labels), sigma=s))(1.5)
+
+
+@pytest.mark.parametrize("beta", [0.0, -0.1, 1.5])
+def test_bad_beta(beta):
+    x, labels, _, _ = case(20)
+    with pytest.raises(ValueError, match=r"`beta` must lie in \(0.0, 1.0\]"):
+        sl.structural_similarity_loss(jnp.asarray(x), jnp.asarray(labels), beta=beta)
