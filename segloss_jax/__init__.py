@@ -23,6 +23,7 @@ from segloss_jax._src.compound import (
     dice_ce_loss,
     dice_focal_loss,
     exp_log_loss,
+    unified_focal_loss,
 )
 
 # Distance transforms.
@@ -62,10 +63,12 @@ from segloss_jax._src.region import (
     jaccard_loss,
     jaccard_metric_loss,
     log_cosh_dice_loss,
+    mcc_loss,
     sensitivity_specificity_loss,
     tversky_loss,
 )
 from segloss_jax._src.registry import get_loss, list_losses
+from segloss_jax._src.wasserstein import generalized_wasserstein_dice_loss
 from segloss_jax._src.weights import inverse_frequency_weights
 
 __version__ = "0.1.0"
