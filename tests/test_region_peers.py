@@ -113,6 +113,9 @@ def test_mcc_by_hand():
     flipped = sl.mcc_loss(jnp.array([[[0.0], [1.0]]]), jnp.array([[1, 0]]), activation=None,
                           smooth=0.0)
     np.testing.assert_allclose(flipped, 2.0, rtol=1e-6)
+    # The region engine's fused backward.
+    jaxpr = jax.make_jaxpr(lambda p: sl.mcc_loss(p, labels, activation=None))(probs)
+    assert "custom_vjp_call" in str(jaxpr)
 
 
 def test_mcc_perfect_units_are_zero():

@@ -371,7 +371,8 @@ def asymmetric_focal_terms(inp: Inputs, delta, gamma, class_weights) -> jax.Arra
     log_p = inp.log_probs
     # (1 − p_0)^γ as (−expm1(log p_0))^γ: no cancellation near p_0 = 1.
     background = (1 - delta) * reduce.safe_pow(-jnp.expm1(log_p[..., :1]), gamma)
-    is_background = (jnp.arange(inp.num_classes) == 0).reshape(inp.per_class(None).shape)
+    is_background = (jnp.arange(inp.num_classes) == 0).reshape(
+        (1,) * (log_p.ndim - 1) + (inp.num_classes,))
     factor = jnp.where(is_background, background, delta)
     return -jnp.sum(inp.per_class(class_weights) * factor * inp.target * log_p, axis=-1)
 
