@@ -44,6 +44,8 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- benchmarks.run:begin -->", "<!-- benchmarks.run:end -->"
 # Hyperparameters with no default, for losses that need them (a callable gets the class count).
 REQUIRED_VALUES = {"beta": 2.0}
+# Distances between C classes on a line, |i - j|: a valid [C, C] matrix (zero diagonal).
+REQUIRED_VALUES["distance_matrix"] = lambda c: jnp.abs(jnp.arange(c)[:, None] - jnp.arange(c)[None])
 
 
 def make_inputs(shape, seed=0):

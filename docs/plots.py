@@ -62,6 +62,10 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
     "hausdorff_dt": [(f"alpha={a:g}", {"alpha": a}) for a in (1.0, 2.0)],
     "exp_log": [("default", {}), ("gamma=1", {"gamma": 1.0})],
     "combo": [("default", {}), ("alpha=0.9", {"alpha": 0.9})],
+    "generalized_wasserstein_dice": [(f'weighting="{w}"', {"distance_matrix": [[0, 1], [1, 0]],
+                                                           "weighting": w})
+                                     for w in ("default", "GDL")],
+    "unified_focal": [(f"gamma={g:g}", {"gamma": g}) for g in (0.2, 0.5, 0.8)],
 }
 
 P_MIN, P_MAX, P_NUM = 0.01, 0.99, 99

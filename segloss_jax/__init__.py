@@ -24,6 +24,7 @@ from segloss_jax._src.compound import (
     dice_ce_loss,
     dice_focal_loss,
     exp_log_loss,
+    unified_focal_loss,
 )
 
 # Distance transforms.
@@ -66,6 +67,7 @@ from segloss_jax._src.region import (
     jaccard_loss,
     jaccard_metric_loss,
     log_cosh_dice_loss,
+    mcc_loss,
     sensitivity_specificity_loss,
     tversky_loss,
 )
@@ -73,6 +75,11 @@ from segloss_jax._src.registry import get_loss, list_losses
 
 # Structural losses.
 from segloss_jax._src.structural import ssim_loss, structural_similarity_loss
+
+# Region losses: the generalized Wasserstein Dice (a module of its own).
+from segloss_jax._src.wasserstein import generalized_wasserstein_dice_loss
+
+# Helpers.
 from segloss_jax._src.weights import inverse_frequency_weights
 
 __version__ = "0.1.0"

@@ -805,3 +805,94 @@ def structural_similarity_loss(p, g, valid, activation, beta=0.1, window_size=3,
     m = f.sum()
     loss = np.where(f, weight * ce, 0.0).sum() / m if m else 0.0
     return loss, weight, m
+
+
+# --------------------------------------------------------------------------------------
+# Matthews correlation, generalized Wasserstein Dice and unified focal losses.
+# --------------------------------------------------------------------------------------
+
+
+def _smooth_pair(smooth):
+    return (smooth, smooth) if np.ndim(smooth) == 0 else tuple(smooth)
+
+
+def mcc_loss(logits, labels, *, activation="softmax", smooth=(0.0, 1e-5), per_image=False,
+             include_background=True, classes="all", class_weights=None, ignore_index=None,
+             where=None, reduction="mean"):
+    """``1 − MCC`` per unit (Abhishek & Hamarneh, ISBI 2021), reduced as the region losses:
+    ``MCC = (tp·tn − fp·fn + s_num) / sqrt((tp + fp)(tp + fn)(tn + fp)(tn + fn) + s_den)``
+    with ``tn = Σ(1 − p)(1 − g)`` over valid pixels; 0 for a unit with ``fp = fn = 0``
+    (MONAI's ``MCCLoss``); 1 where the smoothed denominator is 0."""
+    x = np.asarray(logits, np.float64)
+    p, g = probs(x, activation), one_hot(labels, x.shape[-1])
+    valid = valid_mask(labels, x.shape[:-1], where, ignore_index)
+    tp, fp, fn = soft_counts(p, g, valid, per_image)
+    tn = unit_sum((1 - p) * (1 - g), valid, per_image)
+    s_num, s_den = _smooth_pair(smooth)
+    squared = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + s_den
+    root = np.sqrt(np.where(squared > 0, squared, 1.0))
+    mcc = np.where(squared > 0, (tp * tn - fp * fn + s_num) / root, 1.0)
+    loss = np.where((fp == 0) & (fn == 0), 0.0, 1 - mcc)
+    keep = kept_units(unit_sum(g, valid, per_image), include_background, classes)
+    return reduce_units(loss, keep, reduction, class_weights)
+
+
+def generalized_wasserstein_dice_loss(logits, labels, distance_matrix, *, weighting="default",
+                                      smooth=1e-5, ignore_index=None, where=None,
+                                      reduction="mean"):
+    """Fidon et al. (BrainLes 2017), one loss per image, pixel by pixel: ``M̂ = M / max M``,
+    ``δ_i = Σ_c M̂[y_i, c] p_ic`` (softmax), ``TP = Σ_i α_{y_i}(1 − δ_i)``; ``"default"``:
+    ``α = (0, 1, …, 1)``, denominator ``2TP + Σ_i δ_i``; ``"GDL"`` (Tilborghs et al. 2020):
+    ``α_c = 1/(V_c + 1)`` with ``V_c`` the pixels of class ``c``, denominator
+    ``Σ_i α_{y_i}(2 − δ_i)``; loss ``1 − (2TP + s_num)/(den + s_den)``, over valid pixels."""
+    x = np.asarray(logits, np.float64)
+    num_classes = x.shape[-1]
+    m = np.asarray(distance_matrix, np.float64)
+    m = m / m.max()
+    p, labels = softmax(x), np.asarray(labels)
+    valid = valid_mask(labels, x.shape[:-1], where, ignore_index)
+    losses = []
+    for b in range(x.shape[0]):
+        y, pb = labels[b][valid[b]], p[b][valid[b]]
+        delta = (m[y] * pb).sum(-1)
+        if weighting == "GDL":
+            alpha = 1 / (np.bincount(y, minlength=num_classes) + 1.0)
+            true_pos = (alpha[y] * (1 - delta)).sum()
+            den = (alpha[y] * (2 - delta)).sum()
+        else:
+            alpha = np.r_[0.0, np.ones(num_classes - 1)]
+            true_pos = (alpha[y] * (1 - delta)).sum()
+            den = 2 * true_pos + delta.sum()
+        losses.append(1 - ratio(2 * true_pos, den, _smooth_pair(smooth)))
+    losses = np.array(losses)
+    return {"none": losses, "sum": losses.sum(), "mean": losses.mean()}[reduction]
+
+
+def unified_focal_loss(logits, labels, *, activation="softmax", weight=0.5, delta=0.6,
+                       gamma=0.5, smooth=1e-5, per_image=False, include_background=True,
+                       classes="all", class_weights=None, ignore_index=None, where=None):
+    """Asymmetric unified focal loss (Yeung et al., CMIG 2022), ``w·L_maF + (1 − w)·L_maFT``:
+    ``L_maF`` the mean over valid pixels of ``−(1−δ)(1 − p_0)^γ g_0 log p_0 − Σ_{c≥1} δ g_c
+    log p_c``; ``L_maFT`` the region mean over units of ``1 − mTI_0`` (background) and
+    ``(1 − mTI_c)^{1−γ}``, ``mTI = (tp + s)/(tp + δ fn + (1 − δ) fp + s)``. ``C == 1``: the
+    channels ``[1 − p, p]``, a class weight ``[w]`` becoming ``[1, w]``. Each class term is
+    multiplied by its class weight."""
+    x = np.asarray(logits, np.float64)
+    p, g = probs(x, activation), one_hot(labels, x.shape[-1])
+    w = None if class_weights is None else np.asarray(class_weights, np.float64)
+    if x.shape[-1] == 1:
+        p, g = np.concatenate([1 - p, p], -1), np.concatenate([1 - g, g], -1)
+        w = None if w is None else np.r_[1.0, w]
+    num_classes = p.shape[-1]
+    weights = np.ones(num_classes) if w is None else w
+    valid = valid_mask(labels, x.shape[:-1], where, ignore_index)
+    factor = np.ones_like(p) * delta
+    factor[..., 0] = (1 - delta) * (1 - p[..., 0]) ** gamma
+    focal = pixel_mean(-(weights * factor * g * np.log(p)).sum(-1), valid)
+    tp, fp, fn = soft_counts(p, g, valid, per_image)
+    mti = ratio(tp, tp + delta * fn + (1 - delta) * fp, _smooth_pair(smooth))
+    units = np.maximum(1 - mti, 0.0) ** (1 - gamma)
+    units[..., 0] = 1 - mti[..., 0]
+    keep = kept_units(unit_sum(g, valid, per_image), include_background, classes)
+    tversky = reduce_units(units, keep, "mean", w)
+    return weight * focal + (1 - weight) * tversky

@@ -213,3 +213,38 @@ def check_class_weights(class_weights: Any, num_classes: int) -> None:
     """``class_weights``: ``None`` or a per-class vector (:func:`check_class_vector`)."""
     if class_weights is not None:
         check_class_vector(class_weights, num_classes, "class_weights")
+
+
+def check_distance_matrix(value: Any, num_classes: int) -> None:
+    """A ``[C, C]`` matrix of distances between classes (a list, NumPy or JAX array).
+
+    The shape is always checked; the values (zero diagonal, non-negative, not all
+    zero) only when they are known at trace time, not for a traced argument.
+    """
+    dtype = np.asarray(value).dtype if isinstance(value, (list, tuple)) else _dtype(value)
+    if dtype == np.bool_ or not (_is_int(dtype) or _is_float(dtype)):
+        raise TypeError(f"`distance_matrix` must hold numbers, got dtype {dtype}.")
+    shape = _shape(value)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(
+            f"`distance_matrix` must be a square [C, C] matrix, got shape {shape}.")
+    if shape[0] != num_classes:
+        raise ValueError(
+            f"`distance_matrix` has shape {shape} but `logits` has C = {num_classes} classes; "
+            f"expected ({num_classes}, {num_classes}), one row and column per class.")
+    concrete = _concrete(value)
+    if concrete is None:
+        return
+    if not np.all(np.isfinite(concrete)):
+        raise ValueError("`distance_matrix` must be finite, got a NaN or infinite entry.")
+    if np.any(np.diag(concrete) != 0):
+        raise ValueError(
+            "`distance_matrix` must have a zero diagonal (a class is at distance 0 from "
+            f"itself), got diagonal {np.diag(concrete).tolist()}.")
+    if np.any(concrete < 0):
+        raise ValueError(
+            f"`distance_matrix` must be non-negative, got a smallest entry {concrete.min()}.")
+    if num_classes > 1 and not np.any(concrete > 0):
+        raise ValueError(
+            "`distance_matrix` must have a positive entry (it is divided by its maximum), "
+            "got all zeros.")

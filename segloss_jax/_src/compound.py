@@ -30,8 +30,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from segloss_jax._src import checks, reduce
-from segloss_jax._src.engine import PixelTerm, RegionOptions, region_loss, takes_options
+from segloss_jax._src import checks, inputs, reduce
+from segloss_jax._src.engine import (
+    PixelTerm,
+    RegionOptions,
+    Sums,
+    ratio,
+    region_loss,
+    takes_options,
+)
 from segloss_jax._src.inputs import Inputs
 from segloss_jax._src.pixelwise import balanced_ce, binary_ce, categorical_ce, focal_terms
 from segloss_jax._src.region import TP, dice_sums, dice_units
@@ -66,11 +73,6 @@ def _cross_entropy_term(inp: Inputs, class_weights) -> jax.Array:
         return weights * binary_ce(inp)
     return categorical_ce(inp, weights * inp.target,
                           unit_mass=class_weights is None and inp.labels is not None)
-
-
-def _mean(loss: jax.Array, inp: Inputs, options: RegionOptions) -> jax.Array:
-    """The mean over the valid pixels (elements) of the batch, global with ``axis_name``."""
-    return reduce.reduce_pixels(loss, inp.valid, "mean", options.axis_name)
 
 
 @register()
@@ -373,6 +375,153 @@ def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
         inp, options, sums=TP, hyper=_hyper(gamma=gamma, w_dice=w_dice, w_ce=w_ce),
         unit_loss=lambda s, q: reduce.safe_pow(dice_units(s, q, log=True), q["gamma"]),
         pixel=exp_log)
+
+
+def _background_foreground(inp: Inputs, options: RegionOptions) -> tuple[Inputs, RegionOptions]:
+    """A binary input (``C == 1``) as the two classes ``[1 − p, p]``, background first.
+
+    A sigmoid of ``x`` is the softmax of ``[0, x]``: the view has those logits, so the
+    region engine's softmax backward is exact for it, and takes its probabilities and
+    log-probabilities from the one sigmoid pass (``1 − p`` without cancellation). With
+    probabilities in (``activation=None``) the view holds ``[1 − p, p]``. A
+    ``class_weights`` ``[w]`` weighs the foreground: ``[1, w]``.
+    """
+    x, g = inp.x, inp.target
+    target = jnp.concatenate([1 - g, g], axis=-1)
+    if inp.activation == "sigmoid":
+        view = Inputs(jnp.concatenate([jnp.zeros_like(x), x], axis=-1), target, inp.valid,
+                      inp.labels, "softmax")
+        view.probs = jnp.concatenate([inp.one_minus_probs, inp.probs], axis=-1)
+        view.log_probs = jnp.concatenate([inp.log_1m_probs, inp.log_probs], axis=-1)
+        view.lse = inp.softplus[..., 0]  # log(1 + e^x), the log-partition of [0, x]
+    else:
+        view = Inputs(jnp.concatenate([1 - x, x], axis=-1), target, inp.valid, inp.labels, None)
+    if options.class_weights is not None:
+        foreground = inputs.class_vector(options.class_weights, 1, "class_weights", inp.dtype)
+        options = options._replace(
+            class_weights=jnp.concatenate([jnp.ones_like(foreground), foreground]))
+    return view, options
+
+
+def asymmetric_focal_terms(inp: Inputs, delta, gamma, class_weights) -> jax.Array:
+    """``−(1−δ)(1 − p_0)^γ g_0 log p_0 − Σ_{c≥1} δ g_c log p_c`` per pixel, ``[B, *spatial]``
+    (each class term times its class weight)."""
+    log_p = inp.log_probs
+    # (1 − p_0)^γ as (−expm1(log p_0))^γ: no cancellation near p_0 = 1.
+    background = (1 - delta) * reduce.safe_pow(-jnp.expm1(log_p[..., :1]), gamma)
+    is_background = (jnp.arange(inp.num_classes) == 0).reshape(
+        (1,) * (log_p.ndim - 1) + (inp.num_classes,))
+    factor = jnp.where(is_background, background, delta)
+    return -jnp.sum(inp.per_class(class_weights) * factor * inp.target * log_p, axis=-1)
+
+
+def asymmetric_focal_tversky_units(s: Sums, q) -> jax.Array:
+    """``1 − mTI_0`` for the background unit, ``(1 − mTI_c)^{1−γ}`` for the others."""
+    mti = ratio(s.tp, s.tp + q["delta"] * s.fn + (1 - q["delta"]) * s.fp, q)
+    is_background = jnp.broadcast_to(jnp.arange(mti.shape[-1]) == 0, mti.shape)
+    # Clamped at 0 before the power: with s_num > s_den the index may exceed 1.
+    enhanced = reduce.safe_pow(jnp.maximum(1 - mti, 0), 1 - q["gamma"])
+    return jnp.where(is_background, 1 - mti, enhanced)
+
+
+@register()
+@compound_options
+def unified_focal_loss(logits, labels, *, weight=0.5, delta=0.6, gamma=0.5,
+                       options: RegionOptions) -> jax.Array:
+    r"""Asymmetric unified focal loss (Yeung et al.): a focal and a focal Tversky term.
+
+    .. math::
+
+       L = w\, L_{\mathrm{maF}} + (1 - w)\, L_{\mathrm{maFT}}
+
+    .. math::
+
+       L_{\mathrm{maF}} = \frac{1}{|V|} \sum_{i \in V} \Big[
+           -(1 - \delta)\,(1 - p_{i0})^{\gamma}\, g_{i0} \log p_{i0}
+           - \delta \sum_{c \ge 1} g_{ic} \log p_{ic} \Big]
+
+    .. math::
+
+       L_{\mathrm{maFT}} = \operatorname{mean}_{\text{units}} \begin{cases}
+           1 - \mathrm{mTI}_0 & \text{background (class 0)} \\
+           (1 - \mathrm{mTI}_c)^{1 - \gamma} & c \ge 1
+       \end{cases}, \qquad
+       \mathrm{mTI}_c = \frac{tp_c + s_n}{tp_c + \delta\, fn_c + (1 - \delta)\, fp_c + s_d}
+
+    Class 0 is the background: its focal term is modulated (easy background
+    pixels are down-weighted) and its Tversky term is not raised to a power,
+    while the rarer classes keep their full cross-entropy and have their Tversky
+    term enhanced by :math:`1 - \gamma < 1`. :math:`\delta` weighs false
+    negatives (and the foreground in the focal term) against false positives
+    (and the background), :math:`w` the two terms. :math:`V` are the valid
+    pixels; :math:`tp, fp, fn` the soft counts of a unit, as in
+    :func:`~segloss_jax.dice_loss`. The log-probabilities come from the logits
+    (``log_softmax``/``log_sigmoid``, no clamping; with ``activation=None`` the
+    logs of the probabilities are clamped at the smallest normal float).
+    ``C == 1`` with ``activation="sigmoid"`` (or ``None``) means the two
+    channels :math:`[1 - p, p]`, background and foreground; ``"sigmoid"`` with
+    ``C > 1`` is a ``ValueError`` (the classes here are exclusive).
+
+    Empty masks: as :func:`~segloss_jax.tversky_loss` for the Tversky term; the
+    focal term needs none.
+
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
+    ``class_weights`` (a factor on each class term of both), ``ignore_index``,
+    ``where`` and ``axis_name`` apply to both terms, the others to the Tversky
+    term (``include_background=False`` drops its background unit, also the
+    ``1 − p`` channel when ``C == 1``, where ``class_weights`` ``[w]`` weighs the
+    foreground and the background weighs 1).
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      weight: :math:`w \in [0, 1]`, the weight of the focal term.
+      delta: :math:`\delta \in [0, 1]`.
+      gamma: :math:`\gamma \in [0, 1]` (:math:`1 - \gamma` must not be negative).
+
+    Returns:
+      A float32 scalar (float64 for float64 inputs).
+
+    Peers: MONAI's ``AsymmetricUnifiedFocalLoss(weight=w, delta=d, gamma=γ)``
+    (binary; probabilities in, clamped to ``[1e-7, 1 − 1e-7]``, its focal term
+    averaged over the two channels as well, i.e. divided by 2) equals
+    ``(1 − w/2) * unified_focal_loss(p, y, activation=None, weight=w / (2 − w),
+    delta=d, gamma=γ, per_image=True, smooth=1e-7)`` on probabilities ``p``
+    (``C == 1`` or ``C == 2``). MONAI's defaults are ``delta=0.7``; the paper's,
+    and ours, ``0.6``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
+      >>> labels = jnp.array([[0, 1, 1]])
+      >>> print(f"{sl.unified_focal_loss(logits, labels):.4f}")
+      0.3601
+
+    References:
+      Yeung, Sala, Schönlieb & Rundo, "Unified focal loss: generalising Dice and
+      cross entropy-based losses to handle class imbalanced medical image
+      segmentation", Computerized Medical Imaging and Graphics 95, 2022.
+    """
+    checks.check_in_range("weight", weight, 0.0, 1.0)
+    checks.check_in_range("delta", delta, 0.0, 1.0)
+    checks.check_in_range("gamma", gamma, 0.0, 1.0)
+    inp = options.prepare(logits, labels, fused=True)
+    if inp.num_classes == 1:
+        inp, options = _background_foreground(inp, options)
+    elif inp.activation == "sigmoid":
+        raise ValueError(
+            "unified_focal_loss takes `activation='sigmoid'` for binary segmentation (C == 1) "
+            f"only; `logits` has C = {inp.num_classes} exclusive classes, class 0 the "
+            "background: use `activation='softmax'`.")
+    focal = PixelTerm(
+        values=lambda i, q: asymmetric_focal_terms(i, q["delta"], q["gamma"],
+                                                   q.get("class_weights")),
+        combine=lambda tversky, focal, q: q["weight"] * focal + (1 - q["weight"]) * tversky)
+    return region_loss(inp, options, sums=TP, unit_loss=asymmetric_focal_tversky_units,
+                       hyper=_hyper(delta=delta, gamma=gamma, weight=weight), pixel=focal)
 
 
 # --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ taken over the valid pixels of the unit:
 .. math::
 
    S_k = \sum_{i \in V} f_k(p_i, g_i),
-   \qquad f_k \in \{\, p g,\ p,\ g,\ p^2,\ g^2,\ |p - g|,\ (g - p)^2 g,\ \dots \}
+   \qquad f_k \in \{\, p g,\ p,\ g,\ p^2,\ g^2,\ |p - g|,\ (g - p)^2 g,\ (1 - p)(1 - g),\ \dots \}
 
 with :math:`p` the probabilities and :math:`g` the dense target (the table
 :data:`TERMS`). A loss module supplies the names of the sums it needs and its
@@ -178,6 +178,7 @@ TERMS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "l1": abs_diff,
     "sens_err": lambda p, g: jnp.square(g - p) * g,
     "spec_err": lambda p, g: jnp.square(g - p) * (1 - g),
+    "tn": lambda p, g: (1 - p) * (1 - g),
     # Valid pixels per unit: the same for every class, so one channel.
     "count": lambda p, g: jnp.ones_like(p[..., :1]),
 }

@@ -654,3 +654,79 @@ def dice_semimetric_loss(logits, labels, *, options: RegionOptions) -> jax.Array
     """
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=soft_label_sums(inp), unit_loss=dice_semimetric_units)
+
+
+def mcc_units(s: Sums, q) -> jax.Array:
+    """``1 − MCC`` per unit; 0 where ``fp = fn = 0``."""
+    fp, fn = s.fp, s.fn
+    numerator = s.tp * s.tn - fp * fn + q["s_num"]
+    # |tp·tn − fp·fn| ≤ sqrt(...) for non-negative counts, so |MCC| ≤ 1 with s_num = 0.
+    squared = (s.tp + fp) * (s.tp + fn) * (s.tn + fp) * (s.tn + fn) + q["s_den"]
+    # A zero denominator scores 1 with zero gradient: the root is taken of a positive
+    # number only, so its derivative stays finite (the double-where pattern).
+    positive = squared > 0
+    mcc = jnp.where(positive, numerator / jnp.sqrt(jnp.where(positive, squared, 1)), 1.0)
+    # fp = fn = 0 is a perfect unit, whose product vanishes when tp = 0 or tn = 0.
+    return jnp.where((fp == 0) & (fn == 0), 0.0, 1 - mcc)
+
+
+@register()
+@takes_options(smooth=(0.0, 1e-5))
+def mcc_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
+    r"""Matthews correlation coefficient loss (Abhishek & Hamarneh): one minus the soft MCC.
+
+    .. math::
+
+       L = 1 - \frac{tp \cdot tn - fp \cdot fn + s_n}
+                    {\sqrt{(tp + fp)(tp + fn)(tn + fp)(tn + fn) + s_d}}
+
+    with the soft confusion counts of a unit, :math:`tp = \sum pg`,
+    :math:`fp = \sum p(1-g)`, :math:`fn = \sum (1-p)g` and
+    :math:`tn = \sum (1-p)(1-g)` over its valid pixels, and :math:`(s_n, s_d)`
+    the ``smooth`` pair (default ``(0.0, 1e-5)``; :math:`s_d` sits under the root,
+    as in MONAI). Unlike Dice and Tversky, MCC counts the true negatives, so the
+    background of a unit is part of its score; the correlation lies in
+    :math:`[-1, 1]`, the loss in :math:`[0, 2]` (with :math:`s_n = 0`).
+
+    Empty masks: a unit with :math:`fp = fn = 0` (perfect, also when it has no
+    valid pixel or the class is absent and nothing is predicted) has loss 0 with
+    zero gradient (MONAI's ``MCCLoss`` convention: the product in the
+    denominator vanishes there). A class absent from a unit but predicted scores
+    :math:`s_n/\sqrt{s_d}` (loss 1 with the defaults); a zero denominator after
+    smoothing (:math:`s_d = 0`) scores 1 with zero gradient (see
+    :doc:`/conventions`). ``classes="present"`` drops absent classes instead.
+
+    The gradient is the ``jax.custom_vjp`` shared by the region losses (one
+    fused elementwise pass; see :func:`dice_loss`).
+
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+
+    Returns:
+      A scalar, or ``[B, C]`` / ``[C]`` for ``reduction="none"``.
+
+    Peers: MONAI ``MCCLoss(softmax=True, to_onehot_y=True, batch=b,
+    smooth_nr=a, smooth_dr=d, include_background=i, reduction="mean")`` is
+    ``mcc_loss(per_image=not b, smooth=(a, d), include_background=i)``
+    (``sigmoid=True`` is ``activation="sigmoid"``); MONAI's ``reduction="none"``
+    is ``[B, C]`` (or ``[C]``) like ours.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])  # [B=1, W=3, C=2]
+      >>> labels = jnp.array([[0, 1, 1]])
+      >>> print(f"{sl.mcc_loss(logits, labels):.4f}")
+      0.5829
+
+    References:
+      Abhishek & Hamarneh, "Matthews correlation coefficient loss for deep
+      convolutional networks: application to skin lesion segmentation", ISBI 2021.
+    """
+    inp = options.prepare(logits, labels)
+    return region_loss(inp, options, sums=("tp", "sum_p", "sum_g", "tn"), unit_loss=mcc_units)

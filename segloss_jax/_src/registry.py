@@ -27,12 +27,15 @@ class LossInfo:
       activations: the ``activation`` values the loss accepts, default first.
       kind: its family's key in :mod:`segloss_jax._src.families` (``"pixelwise"``,
         ``"region"``, ``"lovasz"``, ``"boundary"``, ``"compound"``).
+      labels: the label forms it accepts: ``"integer"`` (``[B, *spatial]`` class
+        indices) and ``"dense"`` (``[B, *spatial, C]`` targets).
     """
 
     name: str
     fn: Callable
     activations: tuple[str | None, ...] = ("softmax", "sigmoid", None)
     kind: str = "pixelwise"
+    labels: tuple[str, ...] = ("integer", "dense")
 
 
 def loss_name(fn: Callable) -> str:
@@ -41,10 +44,12 @@ def loss_name(fn: Callable) -> str:
 
 
 def register(
-    *, activations: tuple[str | None, ...] = ("softmax", "sigmoid", None)
+    *, activations: tuple[str | None, ...] = ("softmax", "sigmoid", None),
+    labels: tuple[str, ...] = ("integer", "dense"),
 ) -> Callable[[Callable], Callable]:
     """Decorator adding a loss to the registry under :func:`loss_name`, with the kind of
-    its family (:mod:`segloss_jax._src.families`)."""
+    its family (:mod:`segloss_jax._src.families`), the ``activations`` (default first)
+    and the label forms (``labels``) it accepts."""
 
     def decorator(fn: Callable) -> Callable:
         name = loss_name(fn)
@@ -52,7 +57,8 @@ def register(
         # Re-importing the defining module (e.g. doctest collection) re-registers.
         if old is not None and old.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"A loss named {name!r} is already registered.")
-        _REGISTRY[name] = LossInfo(name, fn, tuple(activations), family_of(fn.__name__).key)
+        _REGISTRY[name] = LossInfo(name, fn, tuple(activations), family_of(fn.__name__).key,
+                                   tuple(labels))
         return fn
 
     return decorator
