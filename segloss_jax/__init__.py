@@ -50,6 +50,9 @@ from segloss_jax._src.pixelwise import (
     binary_cross_entropy,
     cross_entropy,
     focal_loss,
+    poly_cross_entropy,
+    poly_focal_loss,
+    topk_cross_entropy,
     weighted_cross_entropy,
 )
 
@@ -66,6 +69,7 @@ from segloss_jax._src.region import (
     tversky_loss,
 )
 from segloss_jax._src.registry import get_loss, list_losses
+from segloss_jax._src.supervision import deep_supervision
 from segloss_jax._src.weights import inverse_frequency_weights
 
 __version__ = "0.1.0"
