@@ -85,12 +85,13 @@ def deep_supervision(
     MONAI's ``DeepSupervisionLoss(loss, weight_mode, weights)`` returns
     :math:`\sum_i w_i \mathcal{L}_i` without dividing by :math:`\sum_i w_i`, and its
     ``"exp"`` weights are :math:`\max(2^{-i}, 1/16)`: its value is :math:`\sum_i w_i`
-    times this one with ``weights=[max(2.0**-i, 1 / 16) for i in range(n)]`` (and
-    it downsamples labels with ``interpolate(mode="nearest")``, ``floor(j·n_in/n_out)``,
-    which differs from nearest-exact). nnU-Net uses ``2^{-i}`` with the lowest
+    times this one with ``weights=[max(2.0**-i, 1 / 16) for i in range(n)]`` (its
+    targets are resampled with ``interpolate(mode="nearest-exact")`` as here; it
+    takes MONAI's channels-first ``[B, 1, *spatial]`` labels). nnU-Net uses ``2^{-i}`` with the lowest
     resolution's weight set to 0, normalised to sum 1, i.e.
-    ``weights=[2.0**-i for i in range(n - 1)] + [0.0]`` here (its targets are
-    downsampled by its data loader).
+    ``weights=[2.0**-i for i in range(n - 1)] + [0.0]`` here; its data loader
+    (batchgeneratorsv2's ``DownsampleSegForDSTransform``) downsamples the targets
+    with ``interpolate(mode="nearest-exact")`` too, so the targets agree.
 
     Raises:
       ValueError: for an unknown ``weights`` string, a negative weight, a number of
@@ -105,7 +106,7 @@ def deep_supervision(
       >>> outputs = [jnp.zeros((2, 8, 8, 2)), jnp.zeros((2, 4, 4, 2)), jnp.zeros((2, 2, 2, 2))]
       >>> loss_fn = sl.deep_supervision(sl.dice_ce_loss, weights="exp")
       >>> print(f"{jax.jit(loss_fn)(outputs, labels):.4f}")
-      1.1888
+      1.2265
     """
     if not callable(loss):
         raise TypeError(f"`loss` must be a callable loss(logits, labels, **kw), got {loss!r}.")
