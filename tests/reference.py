@@ -736,12 +736,16 @@ def poly1_focal_sigmoid(p, g, epsilon, gamma, alpha=None):
 
 
 def nearest_exact(x, spatial):
-    """``x`` ``[B, *S_in, ...]`` resampled to ``[B, *spatial, ...]``: output index ``j``
-    of an axis reads input ``floor((j + 0.5) · n_in / n_out)`` (PyTorch's
-    ``"nearest-exact"``), computed here in float64, one axis after another."""
+    """``x`` ``[B, *S_in, ...]`` resampled to ``[B, *spatial, ...]``, one axis after
+    another: output index ``j`` reads input ``min(floor((j + 0.5) · s), n_in − 1)``
+    with PyTorch's ``"nearest-exact"`` arithmetic (``UpSample.h``): the scale
+    ``s = float(n_in) / n_out`` in float32, the product ``(j + 0.5) · s`` in double
+    then passed to ``floorf`` (rounded to float32)."""
     x = np.asarray(x)
     for axis, n_out in enumerate(spatial, start=1):
         n_in = x.shape[axis]
-        src = np.floor((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(int)
+        s = np.float32(n_in) / np.float32(n_out)
+        product = np.float32((np.arange(n_out, dtype=np.float64) + 0.5) * np.float64(s))
+        src = np.floor(product).astype(int)
         x = np.take(x, np.minimum(src, n_in - 1), axis=axis)
     return x

@@ -35,19 +35,22 @@ def ce_per_pixel(x, labels, weights=1.0, smoothing=0.0):
 
 
 @pytest.mark.parametrize("per_image", [False, True])
-@pytest.mark.parametrize("k,pq", [(0.1, (1, 10)), (0.37, (37, 100)), (0.5, (1, 2)), (1.0, (1, 1))])
+@pytest.mark.parametrize("k,pq", [(0.1, (1, 10)), (0.37, (37, 100)), (1.0, (1, 1))])
 def test_topk_matches_reference_with_ignored_pixels(per_image, k, pq):
     x, labels = ignored_case(0)
     valid = labels != 255
     expected, share = ref.topk_mean(ce_per_pixel(x, labels), valid, pq, per_image)
-    got = f64(sl.topk_cross_entropy, x, labels, k=k, per_image=per_image, ignore_index=255)
+
+    def reductions(z, y):  # one compilation for the three reductions
+        return [sl.topk_cross_entropy(z, y, k=k, per_image=per_image, ignore_index=255,
+                                      reduction=r) for r in ("mean", "none", "sum")]
+
+    with jax.enable_x64(True):
+        got, none, total = map(np.asarray, jax.jit(reductions)(jnp.asarray(x),
+                                                               jnp.asarray(labels)))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    none = f64(sl.topk_cross_entropy, x, labels, k=k, per_image=per_image, ignore_index=255,
-               reduction="none")
     np.testing.assert_allclose(none, np.where(valid, share * ce_per_pixel(x, labels), 0),
                                rtol=1e-12, atol=1e-15)
-    total = f64(sl.topk_cross_entropy, x, labels, k=k, per_image=per_image, ignore_index=255,
-                reduction="sum")
     np.testing.assert_allclose(total, none.sum(), rtol=1e-12)
 
 

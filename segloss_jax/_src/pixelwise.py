@@ -12,6 +12,7 @@ for any target, and a batch with no valid pixel has loss 0.
 from __future__ import annotations
 
 import fractions
+import functools
 from collections.abc import Hashable
 
 import chex
@@ -437,6 +438,9 @@ def _sortable_key(v: jax.Array) -> jax.Array:
     return u ^ jnp.where(u >= top, ~jnp.zeros((), utype), top)
 
 
+# Compiled once per static configuration: called eagerly, the bisection loop would
+# otherwise be traced and compiled again at every call.
+@functools.partial(jax.jit, static_argnames=("fraction", "per_image", "axis_name"))
 def top_share(values, valid, fraction, *, per_image: bool, axis_name: Hashable | None = None):
     """The share of each pixel in the mean of the ``m = ⌈k·n⌉`` largest valid ``values``
     of its unit, and ``m`` per unit.
@@ -573,7 +577,7 @@ def topk_cross_entropy(
     fraction = fractions.Fraction(float(k)).limit_denominator(10_000)
     target = smoothed_target(inp, label_smoothing, class_weights)
     ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
-    share, m = top_share(ce, inp.valid, (fraction.numerator, fraction.denominator),
+    share, m = top_share(ce, inp.valid, fraction=(fraction.numerator, fraction.denominator),
                          per_image=per_image, axis_name=axis_name)
     loss = jnp.where(share > 0, share * ce, 0)
     if reduction == "none":

@@ -21,10 +21,14 @@ _WEIGHTINGS = ("exp", "same")
 
 
 def nearest_exact_indices(n_in: int, n_out: int) -> np.ndarray:
-    """Source index ``floor((j + 0.5)·n_in / n_out)`` of each output index ``j``
-    (PyTorch's ``"nearest-exact"``), in exact integer arithmetic."""
-    j = np.arange(n_out)
-    return np.minimum((2 * j + 1) * n_in // (2 * n_out), n_in - 1)
+    """Source index ``min(floor((j + 0.5)·n_in / n_out), n_in - 1)`` of each output
+    index ``j``, with PyTorch's ``"nearest-exact"`` arithmetic: the scale
+    ``n_in / n_out`` is a float32 and the product is rounded to float32 before the
+    floor. Where ``(j + 0.5)·n_in / n_out`` is whole this can read the pixel before
+    (26 -> 11 reads 12 at ``j = 5``, not 13), as PyTorch, MONAI and nnU-Net do."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    source = np.floor(((np.arange(n_out) + 0.5) * np.float64(scale)).astype(np.float32))
+    return np.minimum(source.astype(np.int64), n_in - 1)
 
 
 def resample_nearest(x: jax.Array, spatial: tuple[int, ...]) -> jax.Array:
@@ -59,7 +63,10 @@ def deep_supervision(
 
     with :math:`x_i` = ``logits_seq[i]`` (``logits_seq[0]`` at full resolution, the
     others coarser) and :math:`y_i` the labels resampled to its spatial shape by
-    nearest-exact sampling (PyTorch's ``interpolate(mode="nearest-exact")``): integer
+    nearest-exact sampling (PyTorch's ``interpolate(mode="nearest-exact")``, index for
+    index: its float32 scale included, which reads the pixel before the exact
+    formula's in the rare cases where :math:`(j + \tfrac12) n_\text{in}/n_\text{out}`
+    is whole, e.g. 26 → 11 at :math:`j = 5`): integer
     labels (``ignore_index`` values included) and dense labels alike, and so is a
     ``where`` passed as a keyword (its size-1 broadcast axes stay). Every other
     keyword is passed unchanged to the loss at every output; a per-pixel array other
@@ -87,8 +94,8 @@ def deep_supervision(
     ``"exp"`` weights are :math:`\max(2^{-i}, 1/16)`: its value is :math:`\sum_i w_i`
     times this one with ``weights=[max(2.0**-i, 1 / 16) for i in range(n)]`` (its
     targets are resampled with ``interpolate(mode="nearest-exact")`` as here; it
-    takes MONAI's channels-first ``[B, 1, *spatial]`` labels). nnU-Net uses ``2^{-i}`` with the lowest
-    resolution's weight set to 0, normalised to sum 1, i.e.
+    takes MONAI's channels-first ``[B, 1, *spatial]`` labels). nnU-Net uses
+    :math:`2^{-i}` with the lowest resolution's weight set to 0, normalised to sum 1, i.e.
     ``weights=[2.0**-i for i in range(n - 1)] + [0.0]`` here; its data loader
     (batchgeneratorsv2's ``DownsampleSegForDSTransform``) downsamples the targets
     with ``interpolate(mode="nearest-exact")`` too, so the targets agree.
