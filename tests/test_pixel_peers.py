@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 import reference as ref
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
@@ -169,8 +169,8 @@ def test_topk_under_shard_map_is_the_global_selection(per_image):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-@given(seed=st.integers(0, 2**16), k=st.sampled_from([0.05, 0.2, 0.5, 0.9]),
-       per_image=st.booleans())
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2**16), k=st.sampled_from([0.2, 0.6]), per_image=st.booleans())
 def test_property_topk_bounds(seed, k, per_image):
     """The hardest pixels' mean lies between the mean CE and the largest CE, and grows
     as k shrinks."""
