@@ -55,6 +55,9 @@ from segloss_jax._src.pixelwise import (
     binary_cross_entropy,
     cross_entropy,
     focal_loss,
+    poly_cross_entropy,
+    poly_focal_loss,
+    topk_cross_entropy,
     weighted_cross_entropy,
 )
 
@@ -75,6 +78,9 @@ from segloss_jax._src.registry import get_loss, list_losses
 
 # Structural losses.
 from segloss_jax._src.structural import ssim_loss, structural_similarity_loss
+
+# Deep supervision (a helper).
+from segloss_jax._src.supervision import deep_supervision
 
 # Region losses: the generalized Wasserstein Dice (a module of its own).
 from segloss_jax._src.wasserstein import generalized_wasserstein_dice_loss

@@ -896,3 +896,68 @@ def unified_focal_loss(logits, labels, *, activation="softmax", weight=0.5, delt
     keep = kept_units(unit_sum(g, valid, per_image), include_background, classes)
     tversky = reduce_units(units, keep, "mean", w)
     return weight * focal + (1 - weight) * tversky
+
+
+# --------------------------------------------------------------------------------------
+# Top-k and Poly-1 losses, deep supervision.
+# --------------------------------------------------------------------------------------
+
+
+def topk_mean(loss, valid, k, per_image=False):
+    """Mean of the ``m = ⌈k·n⌉`` largest valid values of each unit (an image, or the
+    batch), pooled over the units: ``Σ_u Σ_top(u) ℓ / Σ_u m_u`` (0 when nothing is
+    valid). Also the per-pixel selection ``[B, *S]``: each unit's values sorted in
+    descending order, the first ``m`` kept, a value tied with the ``m``-th counted with
+    the share of the slots left (``k`` given as a fraction ``(p, q)``, ``m = ⌈p·n/q⌉``)."""
+    p, q = k
+    units = [(b,) for b in range(loss.shape[0])] if per_image else [()]
+    share = np.zeros(loss.shape)
+    total, count = 0.0, 0
+    for unit in units:
+        values, ok = loss[unit], valid[unit]
+        n = int(ok.sum())
+        m = -(-p * n // q)
+        ranked = np.sort(values[ok])[::-1]
+        total += ranked[:m].sum()
+        count += m
+        if m:
+            t = ranked[m - 1]
+            above, tied = ok & (values > t), ok & (values == t)
+            unit_share = np.where(above, 1.0, np.where(tied, (m - above.sum()) / tied.sum(), 0))
+            share[unit] = unit_share
+    return (total / count if count else 0.0), share
+
+
+def poly1_ce(p, g, epsilon, weights=1.0):
+    """Poly-1 cross-entropy per pixel, ``Σ_c w_c g_c (−log p_c + ε (1 − p_c))``, i.e.
+    ``−log p_t + ε (1 − p_t)`` for one-hot ``g`` (Leng et al., ICLR 2022)."""
+    return (weights * g * (-np.log(p) + epsilon * (1 - p))).sum(-1)
+
+
+def poly1_focal_softmax(p, g, epsilon, gamma, alpha=1.0, weights=1.0):
+    """Poly-1 softmax focal loss per pixel, ``Σ_c w_c g_c (α_c FL_c + ε (1 − p_c)^{γ+1})``."""
+    focal = -alpha * (1 - p) ** gamma * np.log(p)
+    return (weights * g * (focal + epsilon * (1 - p) ** (gamma + 1))).sum(-1)
+
+
+def poly1_focal_sigmoid(p, g, epsilon, gamma, alpha=None):
+    """Poly-1 sigmoid focal loss per element, ``FL + ε (1 − p_t)^{γ+1}`` with
+    ``p_t = p g + (1 − p)(1 − g)`` (the poly term not α-weighted)."""
+    pt = p * g + (1 - p) * (1 - g)
+    return focal_sigmoid(p, g, gamma, alpha) + epsilon * (1 - pt) ** (gamma + 1)
+
+
+def nearest_exact(x, spatial):
+    """``x`` ``[B, *S_in, ...]`` resampled to ``[B, *spatial, ...]``, one axis after
+    another: output index ``j`` reads input ``min(floor((j + 0.5) · s), n_in − 1)``
+    with PyTorch's ``"nearest-exact"`` arithmetic (``UpSample.h``): the scale
+    ``s = float(n_in) / n_out`` in float32, the product ``(j + 0.5) · s`` in double
+    then passed to ``floorf`` (rounded to float32)."""
+    x = np.asarray(x)
+    for axis, n_out in enumerate(spatial, start=1):
+        n_in = x.shape[axis]
+        s = np.float32(n_in) / np.float32(n_out)
+        product = np.float32((np.arange(n_out, dtype=np.float64) + 0.5) * np.float64(s))
+        src = np.floor(product).astype(int)
+        x = np.take(x, np.minimum(src, n_in - 1), axis=axis)
+    return x

@@ -248,3 +248,39 @@ def check_distance_matrix(value: Any, num_classes: int) -> None:
         raise ValueError(
             "`distance_matrix` must have a positive entry (it is divided by its maximum), "
             "got all zeros.")
+
+
+def check_fraction(name: str, value: Any) -> None:
+    """A number in ``(0, 1]`` known at trace time (a Python or NumPy number)."""
+    concrete = _concrete(value)
+    if concrete is None or concrete.shape != ():
+        raise TypeError(f"`{name}` must be a number in (0, 1] known at trace time, got {value!r}.")
+    if not 0 < concrete <= 1:
+        raise ValueError(f"`{name}` must lie in (0, 1], got {value!r}.")
+
+
+def check_supervision_outputs(
+    shapes: Sequence[tuple[int, ...]], labels_shape: tuple[int, ...], dense: bool
+) -> None:
+    """The outputs of a deep-supervision call: a non-empty sequence of ``[B, *spatial, C]``
+    with the batch size and class count of the first, the spatial rank of ``labels``
+    and no spatial axis larger than the labels'."""
+    if not shapes:
+        raise ValueError("`logits_seq` must be a non-empty sequence of [B, *spatial, C] arrays, "
+                         "got an empty one.")
+    first = shapes[0]
+    spatial = labels_shape[1:-1] if dense else labels_shape[1:]
+    for i, shape in enumerate(shapes):
+        if len(shape) != len(first) or shape[0] != first[0] or shape[-1] != first[-1]:
+            raise ValueError(
+                f"`logits_seq[{i}]` has shape {shape} but `logits_seq[0]` has shape {first}: "
+                "every output must have the same batch size, class count and spatial rank.")
+        if shape[0] != labels_shape[0] or len(shape) - 2 != len(spatial):
+            raise ValueError(
+                f"`labels` has shape {labels_shape}, incompatible with `logits_seq[{i}]` of "
+                f"shape {shape}: expected the batch size {shape[0]} and {len(shape) - 2} "
+                "spatial axes.")
+        if any(n > m for n, m in zip(shape[1:-1], spatial, strict=True)):
+            raise ValueError(
+                f"`logits_seq[{i}]` has spatial shape {shape[1:-1]}, larger than the spatial "
+                f"shape {spatial} of `labels` along some axis: labels are only downsampled.")

@@ -23,7 +23,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("pixelwise", "Pixel-wise losses",
            "Cross-entropy and its weighted, balanced and focal forms: a sum of per-pixel terms.",
            ("cross_entropy", "binary_cross_entropy", "weighted_cross_entropy",
-            "balanced_cross_entropy", "focal_loss", "distance_weighted_cross_entropy")),
+            "balanced_cross_entropy", "focal_loss", "distance_weighted_cross_entropy",
+            "topk_cross_entropy", "poly_cross_entropy", "poly_focal_loss")),
     Family("region", "Region losses",
            "Scores of soft confusion statistics (tp, fp, fn) per class or per (image, class).",
            ("dice_loss", "jaccard_loss", "tversky_loss", "focal_tversky_loss",
@@ -53,7 +54,8 @@ FAMILIES: tuple[Family, ...] = (
             "CalibrationErrorMetric")),
     Family("helpers", "Registry and helpers",
            "Look losses up by name, combine them, derive class weights.",
-           ("get_loss", "list_losses", "combine", "inverse_frequency_weights")),
+           ("get_loss", "list_losses", "combine", "inverse_frequency_weights",
+            "deep_supervision")),
 )
 
 

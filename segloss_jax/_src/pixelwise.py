@@ -11,6 +11,8 @@ for any target, and a batch with no valid pixel has loss 0.
 
 from __future__ import annotations
 
+import fractions
+import functools
 from collections.abc import Hashable
 
 import chex
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 
 from segloss_jax._src import checks
 from segloss_jax._src.inputs import Inputs, prepare
-from segloss_jax._src.reduce import reduce_pixels, safe_pow
+from segloss_jax._src.reduce import reduce_pixels, safe_div, safe_pow
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import sum_across
 
@@ -305,13 +307,19 @@ def cross_entropy(
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, allowed_activations=("softmax", None))
     _check_reduction(reduction)
+    target = smoothed_target(inp, label_smoothing, class_weights)
+    loss = categorical_ce(inp, target,
+                          unit_mass=class_weights is None and inp.labels is not None)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+
+
+def smoothed_target(inp: Inputs, label_smoothing, class_weights) -> jax.Array:
+    """``w_c ((1 - ε) g_c + ε / C)``, the weighted, smoothed target of a softmax CE."""
     checks.check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
     target = inp.target
     if label_smoothing:
         target = (1 - label_smoothing) * target + label_smoothing / inp.num_classes
-    loss = categorical_ce(inp, inp.per_class(class_weights) * target,
-                          unit_mass=class_weights is None and inp.labels is not None)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    return inp.per_class(class_weights) * target
 
 
 @register(activations=("softmax", "sigmoid", None))
@@ -418,3 +426,311 @@ def focal_terms(inp: Inputs, gamma, alpha, class_weights) -> jax.Array:
         checks.check_in_range("alpha", alpha, 0.0, 1.0)
         loss = loss * (alpha * g + (1 - alpha) * (1 - g))
     return loss * weights
+
+
+def _sortable_key(v: jax.Array) -> jax.Array:
+    """Floats as unsigned integers of the same width, in the same order (the radix-sort
+    key: flip every bit of a negative float, only the sign bit of a non-negative one)."""
+    bits = jnp.finfo(v.dtype).bits
+    utype = jnp.dtype(f"uint{bits}")
+    u = jax.lax.bitcast_convert_type(v, utype)
+    top = jnp.asarray(1 << (bits - 1), utype)
+    return u ^ jnp.where(u >= top, ~jnp.zeros((), utype), top)
+
+
+# Compiled once per static configuration: called eagerly, the bisection loop would
+# otherwise be traced and compiled again at every call.
+@functools.partial(jax.jit, static_argnames=("fraction", "per_image", "axis_name"))
+def top_share(values, valid, fraction, *, per_image: bool, axis_name: Hashable | None = None):
+    """The share of each pixel in the mean of the ``m = ⌈k·n⌉`` largest valid ``values``
+    of its unit, and ``m`` per unit.
+
+    A unit is an image (``per_image``) or the batch (across ``axis_name`` too). The
+    ``m``-th largest value ``t`` is found exactly by bisection on the bits of the
+    sortable integer key: one masked count per bit (32 for float32), the counts
+    ``psum``-ed over ``axis_name`` for a batch unit, so the selection across devices is
+    the global one. Pixels above ``t`` get share 1, pixels below 0, and the ``m - n_>``
+    remaining slots are shared equally by the pixels equal to ``t``: the selected
+    values, hence the loss, are those of any sort, and tied pixels get equal gradients.
+    No gradient flows through the selection.
+
+    Args:
+      values: ``[B, *spatial]`` per-pixel losses.
+      valid: ``[B, *spatial]`` bool.
+      fraction: ``k`` as a ``(p, q)`` pair of ints, ``k = p / q``.
+      per_image: units are images (else the batch).
+      axis_name: mapped axis of a batch unit.
+
+    Returns:
+      ``(share, m)``: ``[B, *spatial]`` shares in ``[0, 1]`` and ``m`` per unit
+      (``[B, 1, …]`` or a scalar), in the dtype of ``values``.
+    """
+    p, q = fraction
+    # Invalid pixels get key 0, below every candidate threshold (which has a bit set).
+    key = jnp.where(valid, _sortable_key(jax.lax.stop_gradient(values)), 0)
+    axes = tuple(range(1, values.ndim)) if per_image else None
+
+    def count(mask):
+        c = jnp.sum(mask, axis=axes, keepdims=per_image, dtype=jnp.int32)
+        return c if per_image else sum_across(c, axis_name)
+
+    n = count(valid)
+    # m = ⌈p·n / q⌉ in exact integer arithmetic (n = a·q + r; no overflow for q ≤ 10⁴).
+    m = p * (n // q) + (p * (n % q) + q - 1) // q
+    bits = key.dtype.itemsize * 8
+
+    def bisect(i, t):
+        # Set the next bit of t when at least m valid keys are >= it: t ends as the
+        # largest key with count(key >= t) >= m, the m-th largest key.
+        candidate = t | jnp.left_shift(jnp.ones_like(t), (bits - 1 - i).astype(t.dtype))
+        return jnp.where(count(key >= candidate) >= m, candidate, t)
+
+    # The start value is computed from m, so that under shard_map it varies over the
+    # same mapped axes as the loop's result (a fresh constant would not).
+    t = jax.lax.fori_loop(0, bits, bisect, (m * 0).astype(key.dtype))
+    above, tied = valid & (key > t), valid & (key == t)
+    dtype = values.dtype
+    remaining = safe_div((m - count(above)).astype(dtype), count(tied).astype(dtype))
+    share = jnp.where(above, 1, jnp.where(tied, remaining, 0)).astype(dtype)
+    return share, m.astype(dtype)
+
+
+@register(activations=("softmax", None))
+def topk_cross_entropy(
+    logits: chex.Array, labels: chex.Array, *, k: float = 0.1, per_image: bool = False,
+    label_smoothing: float = 0.0, activation: str | None = "softmax",
+    class_weights: chex.Array | None = None, where: chex.Array | None = None,
+    ignore_index: int | None = None, axis_name: Hashable | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Top-k cross-entropy: the mean softmax CE of the hardest fraction ``k`` of the pixels.
+
+    .. math::
+
+       \mathcal{L} = \frac{1}{\sum_u m_u} \sum_u \sum_{i \in T_u} \ell_i, \qquad
+       m_u = \lceil k\, n_u \rceil, \qquad
+       \ell_i = -\sum_c w_c\, \tilde g_{i,c} \log p_{i,c}
+
+    with :math:`\ell_i` the per-pixel cross-entropy of :func:`cross_entropy` (class
+    weights and label smoothing included), :math:`n_u` the number of valid pixels of
+    the unit :math:`u` (an image with ``per_image=True``, else the whole batch) and
+    :math:`T_u` its :math:`m_u` valid pixels with the largest :math:`\ell_i`. The
+    mean runs over all selected pixels, so ``k = 1`` is :func:`cross_entropy` with
+    either ``per_image``; ``per_image`` only changes which pixels are selected.
+
+    Ties: the pixels equal to the :math:`m_u`-th largest value share the slots left
+    for them equally (the value is that of any sort; their gradients are equal, not
+    decided by pixel order). The selection is exact and jit-able with static shapes
+    (a bisection on the bits of the values, one masked count per bit), whatever the
+    number of ignored pixels; no gradient flows through it. ``k`` is read as the
+    nearest fraction with denominator at most 10⁴ (``k = 0.1`` of 30 pixels selects
+    3, not the 4 that ``ceil(0.1 * 30)`` gives in floating point).
+
+    With ``axis_name`` and ``per_image=False`` the unit is the global batch: the
+    counts of the bisection are ``psum``-ed, so the selection, value and gradient
+    equal those of one device holding the whole batch. With ``per_image=True`` the
+    selection is per image and only the final mean is global.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits, ``C >= 2`` (probabilities if
+        ``activation=None``).
+      labels: integer ``[B, *spatial]`` class indices or dense ``[B, *spatial, C]``.
+      k: the fraction of valid pixels kept per unit, in ``(0, 1]``.
+      per_image: select per image (``True``) or over the batch (``False``).
+      label_smoothing: :math:`\varepsilon \in [0, 1]`, as :func:`cross_entropy`.
+      activation: ``"softmax"`` or ``None``.
+      class_weights: optional ``[C]`` weights; pixels are ranked by the weighted CE.
+      where: optional bool ``[B, *spatial]`` mask of pixels that count.
+      ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``): see above.
+      reduction: ``"mean"`` over the selected pixels, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A scalar, or ``[B, *spatial]`` for ``reduction="none"``: the CE of the selected
+      pixels, 0 elsewhere (a pixel tied at the threshold holds its share of it).
+
+    nnU-Net's ``TopKLoss(k=10)`` (``k`` in percent) keeps ``int(k·N/100)`` of all
+    ``N`` voxels of the batch, ignored voxels counted (with a loss of 0): it equals
+    ``topk_cross_entropy(x, y, k=0.1)`` when nothing is ignored and ``k·N/100`` is
+    whole.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 3.0]]])
+      >>> labels = jnp.array([[0, 0, 1, 1]])
+      >>> print(f"{sl.topk_cross_entropy(logits, labels, k=0.5):.4f}")  # the two worst
+      1.3133
+      >>> print(f"{sl.topk_cross_entropy(logits, labels, k=1.0):.4f}")
+      0.7005
+
+    References:
+      Wu, Shen & van den Hengel, "Bridging category-level and instance-level semantic
+      image segmentation", arXiv:1605.06885, 2016 (online bootstrapped CE);
+      Isensee et al., "nnU-Net", Nature Methods 2021.
+    """
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index, allowed_activations=("softmax", None))
+    _check_reduction(reduction)
+    checks.check_bool("per_image", per_image)
+    checks.check_fraction("k", k)
+    fraction = fractions.Fraction(float(k)).limit_denominator(10_000)
+    target = smoothed_target(inp, label_smoothing, class_weights)
+    ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
+    share, m = top_share(ce, inp.valid, fraction=(fraction.numerator, fraction.denominator),
+                         per_image=per_image, axis_name=axis_name)
+    loss = jnp.where(share > 0, share * ce, 0)
+    if reduction == "none":
+        return loss
+    total = sum_across(jnp.sum(loss), axis_name)
+    if reduction == "sum":
+        return total
+    return safe_div(total, sum_across(jnp.sum(m), axis_name) if per_image else m)
+
+
+@register(activations=("softmax", None))
+def poly_cross_entropy(
+    logits: chex.Array, labels: chex.Array, *, epsilon: chex.Numeric = 1.0,
+    label_smoothing: float = 0.0, activation: str | None = "softmax",
+    class_weights: chex.Array | None = None, where: chex.Array | None = None,
+    ignore_index: int | None = None, axis_name: Hashable | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    r"""Poly-1 cross-entropy: CE plus :math:`\varepsilon` times the first polynomial term.
+
+    .. math::
+
+       \ell = \sum_c w_c\, \tilde g_c \left[ -\log p_c + \epsilon\, (1 - p_c) \right]
+            = \mathrm{CE} + \epsilon\, (1 - p_t) \ \text{ (one-hot, } w = 1),
+       \qquad p_t = \sum_c g_c\, p_c
+
+    with :math:`p = \mathrm{softmax}(x)`, :math:`\tilde g` the (label-smoothed) target
+    and :math:`w_c` the class weights, which scale both terms. Written per class, the
+    poly term is :math:`\sum_c \tilde g_c (1 - p_c)`, which is :math:`1 - p_t` for any
+    target summing to 1 (one-hot, smoothed, soft) and is what optax computes for
+    any dense target. :math:`\epsilon = -1` removes the first-order term of the CE's
+    Taylor expansion; the paper tunes :math:`\epsilon \in [-1, \infty)`.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits, ``C >= 2`` (probabilities if
+        ``activation=None``).
+      labels: integer ``[B, *spatial]`` class indices or dense ``[B, *spatial, C]``.
+      epsilon: the coefficient :math:`\epsilon` of :math:`(1 - p_t)`.
+      label_smoothing: :math:`\varepsilon \in [0, 1]`, as :func:`cross_entropy`.
+      activation: ``"softmax"`` or ``None``.
+      class_weights: optional ``[C]`` non-negative weights of both terms.
+      where: optional bool ``[B, *spatial]`` mask of pixels that count.
+      ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
+      reduction: ``"mean"`` over valid pixels, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A scalar, or ``[B, *spatial]`` for ``reduction="none"``.
+
+    Per pixel it equals ``optax.losses.poly_loss_cross_entropy(x, g, epsilon)``
+    (``reduction="none"``, dense ``g``; the mean of it for ``"mean"``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]])
+      >>> labels = jnp.array([[0, 1]])
+      >>> print(f"{sl.poly_cross_entropy(logits, labels, epsilon=1.0):.4f}")
+      0.6507
+
+    References:
+      Leng, Xu, Tan, Zhang, Sun, Li, Zhou & Wang, "PolyLoss: a polynomial expansion
+      perspective of classification loss functions", ICLR 2022.
+    """
+    # CE reads lse, the poly term the probabilities: both from one exp.
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index, allowed_activations=("softmax", None), fused=True)
+    _check_reduction(reduction)
+    target = smoothed_target(inp, label_smoothing, class_weights)
+    ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
+    loss = ce + epsilon * jnp.sum(target * inp.one_minus_probs, axis=-1)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+
+
+@register(activations=("softmax", "sigmoid", None))
+def poly_focal_loss(
+    logits: chex.Array, labels: chex.Array, *, epsilon: chex.Numeric = 1.0,
+    gamma: chex.Numeric = 2.0, alpha: chex.Numeric | chex.Array | None = None,
+    activation: str | None = "softmax", class_weights: chex.Array | None = None,
+    where: chex.Array | None = None, ignore_index: int | None = None,
+    axis_name: Hashable | None = None, reduction: str = "mean",
+) -> jax.Array:
+    r"""Poly-1 focal loss: focal loss plus :math:`\epsilon (1 - p_t)^{\gamma + 1}`.
+
+    .. math::
+
+       \ell = \mathrm{FL}_{\gamma, \alpha} + \epsilon\, w_c\, (1 - p_t)^{\gamma + 1}
+
+    with :math:`\mathrm{FL}` the :func:`focal_loss` (same ``gamma``, ``alpha``,
+    ``activation``) and :math:`w_c` the class weight. Sigmoid (per element):
+    :math:`p_t = p g + (1 - p)(1 - g)`, as in the paper's code. Softmax (per pixel):
+    with integer labels :math:`p_t = p_y`; dense targets give
+    :math:`\sum_c w_c\, g_c (1 - p_c)^{\gamma + 1}`, which is the above for one-hot
+    targets and, with ``gamma=0``, the poly term of :func:`poly_cross_entropy`. The
+    poly term is not ``alpha``-weighted (the paper's form); ``class_weights`` scale
+    both terms. :math:`1 - p` is computed without cancellation, as in the focal loss.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      epsilon: the coefficient :math:`\epsilon` of the poly term.
+      gamma: focusing parameter :math:`\gamma \ge 0`.
+      alpha: as :func:`focal_loss` (focal term only).
+      activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``
+        (probabilities, treated per channel as with sigmoid).
+      class_weights: optional ``[C]`` weights of both terms.
+      where: optional bool ``[B, *spatial]`` mask of pixels that count.
+      ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
+      reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
+        ``"sum"`` or ``"none"``.
+
+    Returns:
+      A scalar; ``reduction="none"`` gives ``[B, *spatial]`` (softmax) or
+      ``[B, *spatial, C]`` (sigmoid).
+
+    ``epsilon=0`` is :func:`focal_loss`. Sigmoid, per element, it is the paper's
+    ``poly1_focal_loss`` (``FL + ε(1 − p_t)^{γ+1}`` with torchvision's focal loss).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]])
+      >>> labels = jnp.array([[0, 1]])
+      >>> print(f"{sl.poly_focal_loss(logits, labels, epsilon=1.0):.4f}")
+      0.0916
+
+    References:
+      Leng, Xu, Tan, Zhang, Sun, Li, Zhou & Wang, "PolyLoss: a polynomial expansion
+      perspective of classification loss functions", ICLR 2022; Lin, Goyal,
+      Girshick, He & Dollár, "Focal loss for dense object detection", ICCV 2017.
+    """
+    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
+                  fused=activation == "sigmoid")
+    _check_reduction(reduction)
+    checks.check_nonnegative("gamma", gamma)
+    loss = focal_terms(inp, gamma, alpha, class_weights) + epsilon * poly_terms(
+        inp, gamma + 1, class_weights)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+
+
+def poly_terms(inp: Inputs, power, class_weights) -> jax.Array:
+    """``w (1 - p_t)^power`` per pixel (softmax) or element (sigmoid, probabilities)."""
+    weights = inp.per_class(class_weights)
+    g = inp.target
+    if inp.activation == "softmax":
+        if inp.labels is not None:
+            # 1 - p_y as -expm1(log p_y), log p_y = x_y - lse (the focal term's form).
+            log_py = jnp.sum(g * inp.x, axis=-1) - inp.lse
+            weight_y = 1.0 if class_weights is None else jnp.sum(weights * g, axis=-1)
+            return weight_y * safe_pow(-jnp.expm1(log_py), power)
+        return jnp.sum(weights * g * safe_pow(-jnp.expm1(inp.log_probs), power), axis=-1)
+    one_minus_pt = inp.probs * (1 - g) + inp.one_minus_probs * g
+    return weights * safe_pow(one_minus_pt, power)
