@@ -216,14 +216,16 @@ def markdown(rows, anchor_rows, compile_rows, repeats) -> str:
     return "\n".join(lines)
 
 
-def write_results(section: str) -> None:
-    """Replaces the generated section of RESULTS.md, keeping everything else."""
+def write_results(section: str, begin: str = BEGIN, end: str = END,
+                  heading: str = "All losses (benchmarks.run)") -> None:
+    """Replaces a generated section of RESULTS.md (between its markers ``begin`` and
+    ``end``), keeping everything else; a new section goes at the end under ``heading``."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
-        text = text.rstrip() + "\n\n## All losses (benchmarks.run)\n\n" + section + "\n"
+        text = text.rstrip() + f"\n\n## {heading}\n\n" + section + "\n"
     RESULTS.write_text(text)
 
 

@@ -4,8 +4,8 @@ Both losses compare, class channel by class channel, the probability map
 ``p_c`` with the target map ``g_c`` through *local moments*: means, variances
 and covariances over a sliding window around every pixel. One helper,
 :func:`local_moments`, owns them: a sampled Gaussian window, normalised to sum
-1, applied separably (one depthwise ``lax.conv_general_dilated`` per spatial
-axis) after reflect padding (the edge sample is not repeated, as PyTorch's
+1, applied separably (a weighted sum of shifted slices per spatial axis)
+after reflect padding (the edge sample is not repeated, as PyTorch's
 ``"reflect"`` and scipy's ``"mirror"``), so every map has the size of the
 input. 1 to 3 spatial axes.
 
@@ -32,9 +32,6 @@ from segloss_jax._src.reduce import reduce_pixels, safe_div
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import max_across, sum_across
 
-_DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
-                      3: ("NDHWC", "DHWIO", "NDHWC")}
-
 
 def gaussian_taps(window_size: int, sigma: float) -> np.ndarray:
     """The sampled Gaussian ``exp(-(k - r)² / 2σ²)``, ``k = 0 … window_size - 1``,
@@ -46,22 +43,20 @@ def gaussian_taps(window_size: int, sigma: float) -> np.ndarray:
 
 def local_moments(x: jax.Array, taps: np.ndarray) -> jax.Array:
     """``w ∗ x`` for ``x`` ``[B, *spatial, K]``: the separable window ``taps`` along
-    every spatial axis, each channel on its own, with reflect padding; same shape out."""
-    spatial_ndim = x.ndim - 2
+    every spatial axis, each channel on its own, with reflect padding; same shape out.
+
+    Each axis is a weighted sum of shifted slices: elementwise work that XLA fuses
+    into one pass per axis (a depthwise convolution of a few channels ran over
+    ten times slower on XLA:CPU).
+    """
     radius = len(taps) // 2
-    x = jnp.pad(x, [(0, 0)] + [(radius, radius)] * spatial_ndim + [(0, 0)], mode="reflect")
-    channels = x.shape[-1]
-    taps = jnp.asarray(taps, x.dtype)
-    for axis in range(spatial_ndim):
-        shape = [1] * spatial_ndim + [1, channels]
-        shape[axis] = len(taps)
-        kernel = jnp.broadcast_to(
-            taps.reshape([len(taps) if a == axis else 1 for a in range(spatial_ndim + 2)]),
-            shape)
-        x = lax.conv_general_dilated(
-            x, kernel, window_strides=(1,) * spatial_ndim, padding="VALID",
-            dimension_numbers=_DIMENSION_NUMBERS[spatial_ndim],
-            feature_group_count=channels, precision=lax.Precision.HIGHEST)
+    for axis in range(1, x.ndim - 1):
+        n = x.shape[axis]
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (radius, radius)
+        padded = jnp.pad(x, pad, mode="reflect")
+        x = sum(float(w) * lax.slice_in_dim(padded, k, k + n, axis=axis)
+                for k, w in enumerate(taps))
     return x
 
 
