@@ -66,6 +66,9 @@ from segloss_jax._src.region import (
     tversky_loss,
 )
 from segloss_jax._src.registry import get_loss, list_losses
+
+# Topology losses.
+from segloss_jax._src.skeleton import cldice_loss, dice_cldice_loss
 from segloss_jax._src.weights import inverse_frequency_weights
 
 __version__ = "0.1.0"
