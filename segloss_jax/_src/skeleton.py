@@ -17,12 +17,11 @@ maximum over the :math:`3^d` box, outside the image never wins).
 
 Memory. Plain autodiff of the :math:`K` steps keeps every intermediate array
 of every step for the backward pass (the windows' operands, the openings, the
-``relu`` inputs). Here each step is rematerialised (``jax.checkpoint``): the
-backward pass keeps only the inputs :math:`(x_{k-1}, S_{k-1})` of each step
-and recomputes the step's intermediates when it gets there. (A ``lax.scan``
-over a checkpointed body saves as much, but its second derivative under
-``jit(jax.hessian)`` disagreed with the Hessian-vector product where the
-windows have ties.) The gradient is that of the same formula
+``relu`` inputs). Here the steps run in a ``lax.scan`` whose body is
+rematerialised (``jax.checkpoint``): the backward pass keeps only the carry
+:math:`(x_{k-1}, S_{k-1})` of each step and recomputes the step's
+intermediates when it gets there. (Unrolled, XLA schedules the recomputation
+early and the saving is lost.) The gradient is that of the same formula
 (the same operations are differentiated), and it is itself differentiable, so
 Hessian-vector products work. ``benchmarks/bench_cldice.py`` measures memory
 and time against plain autodiff.
@@ -64,16 +63,15 @@ def soft_skeleton(x: jax.Array, spatial_ndim: int, iterations: int) -> jax.Array
     x = jnp.asarray(x)
     check_spatial_ndim(x, spatial_ndim)
 
-    # One step; rematerialised, so its backward keeps only its inputs (module docstring).
+    # One step; rematerialised, so its backward keeps only the carry (module docstring).
     @jax.checkpoint
-    def step(x, skel):
+    def step(carry, _):
+        x, skel = carry
         x = erode(x, spatial_ndim)
         delta = _peel(x, spatial_ndim)
-        return x, skel + jax.nn.relu(delta - skel * delta)
+        return (x, skel + jax.nn.relu(delta - skel * delta)), None
 
-    skel = _peel(x, spatial_ndim)
-    for _ in range(iterations):
-        x, skel = step(x, skel)
+    (_, skel), _ = lax.scan(step, (x, _peel(x, spatial_ndim)), length=iterations)
     return skel
 
 
