@@ -76,6 +76,9 @@ from segloss_jax._src.region import (
 )
 from segloss_jax._src.registry import get_loss, list_losses
 
+# Topology losses.
+from segloss_jax._src.skeleton import cldice_loss, dice_cldice_loss
+
 # Structural losses.
 from segloss_jax._src.structural import ssim_loss, structural_similarity_loss
 

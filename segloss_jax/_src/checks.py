@@ -177,6 +177,15 @@ def check_positive(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be positive, got {value!r}.")
 
 
+def check_count(name: str, value: Any) -> None:
+    """A non-negative Python (or NumPy) int fixed at trace time, e.g. a number of steps."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a non-negative int, got {value!r} "
+                        f"({type(value).__name__}).")
+    if value < 0:
+        raise ValueError(f"`{name}` must be a non-negative int, got {value}.")
+
+
 def check_in_range(name: str, value: Any, low: float, high: float) -> None:
     """Rejects a hyperparameter outside ``[low, high]`` when known at trace time."""
     concrete = _concrete(value)

@@ -49,15 +49,20 @@ def check_spatial_ndim(x: jax.Array, spatial_ndim: int, name: str = "x") -> None
             f"{x.shape}); got {spatial_ndim}.")
 
 
-def _extreme(dtype, op) -> jax.Array:
-    """The value that never wins ``op`` (min: the largest value, max: the smallest)."""
+def _extreme(dtype, op) -> np.ndarray:
+    """The value that never wins ``op`` (min: the largest value, max: the smallest).
+
+    A NumPy constant, never a traced one: ``lax.reduce_window`` recognises a
+    min/max window (which has a reverse-mode gradient) only from a concrete
+    initial value, and a ``jnp`` constant is traced under ``jit``.
+    """
     largest = op is lax.min
     if dtype == jnp.bool_:
-        return jnp.asarray(largest)
+        return np.asarray(largest)
     if jnp.issubdtype(dtype, jnp.floating):
-        return jnp.asarray(jnp.inf if largest else -jnp.inf, dtype)
+        return np.asarray(np.inf if largest else -np.inf, dtype)
     info = jnp.iinfo(dtype)
-    return jnp.asarray(info.max if largest else info.min, dtype)
+    return np.asarray(info.max if largest else info.min, dtype)
 
 
 def _window(x: jax.Array, op, axes: tuple[int, ...], outside=None) -> jax.Array:

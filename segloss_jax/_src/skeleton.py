@@ -1,0 +1,247 @@
+r"""Topology losses: the soft skeleton and clDice (Shit et al. 2021).
+
+The soft skeleton of a map :math:`x \in [0, 1]` (Shit et al., Algorithm 1)
+peels :math:`x` by grey-level erosion and keeps, at every step, what an
+opening removes:
+
+.. math::
+
+   S_0 = \mathrm{relu}(x_0 - \mathrm{open}(x_0)),\qquad
+   x_k = \mathrm{erode}(x_{k-1}),\quad
+   \delta_k = \mathrm{relu}(x_k - \mathrm{open}(x_k)),\quad
+   S_k = S_{k-1} + \mathrm{relu}(\delta_k - S_{k-1}\,\delta_k)
+
+for :math:`k = 1 \dots K` (``iterations``), with the erosion, dilation and
+opening of :mod:`segloss_jax._src.morphology` (minimum over the cross,
+maximum over the :math:`3^d` box, outside the image never wins).
+
+Memory. Plain autodiff of the :math:`K` steps keeps every intermediate array
+of every step for the backward pass (the windows' operands, the openings, the
+``relu`` inputs). Here the steps run in a ``lax.scan`` whose body is
+rematerialised (``jax.checkpoint``): the backward pass keeps only the carry
+:math:`(x_{k-1}, S_{k-1})` of each step and recomputes the step's
+intermediates when it gets there. (Unrolled, XLA schedules the recomputation
+early and the saving is lost.) The gradient is that of the same formula
+(the same operations are differentiated), and it is itself differentiable, so
+Hessian-vector products work. ``benchmarks/bench_cldice.py`` measures memory
+and time against plain autodiff.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from segloss_jax._src import checks, reduce
+from segloss_jax._src.engine import RegionOptions, ratio, region_loss, smooth_pair, takes_options
+from segloss_jax._src.inputs import Inputs, class_vector
+from segloss_jax._src.morphology import check_spatial_ndim, erode, opening
+from segloss_jax._src.region import dice_sums, dice_units
+from segloss_jax._src.registry import register
+from segloss_jax._src.stats import unit_sums
+
+
+def _peel(x: jax.Array, spatial_ndim: int) -> jax.Array:
+    """``relu(x − open(x))``: the thin parts of ``x`` that an opening removes."""
+    return jax.nn.relu(x - opening(x, spatial_ndim))
+
+
+def soft_skeleton(x: jax.Array, spatial_ndim: int, iterations: int) -> jax.Array:
+    """The soft skeleton of ``x`` (``[..., *spatial]``, values in ``[0, 1]``).
+
+    Args:
+      x: ``[..., *spatial]`` map in ``[0, 1]``; the last ``spatial_ndim`` axes are the image.
+      spatial_ndim: number of trailing spatial axes, 1 to 3.
+      iterations: number :math:`K \\ge 0` of erosion steps (a Python int); the
+        skeleton finds structures up to about :math:`2K + 1` pixels thick.
+
+    Returns:
+      The skeleton, shape and dtype of ``x``; in ``[0, 1]`` for ``x`` in ``[0, 1]``.
+    """
+    checks.check_count("iterations", iterations)
+    x = jnp.asarray(x)
+    check_spatial_ndim(x, spatial_ndim)
+
+    # One step; rematerialised, so its backward keeps only the carry (module docstring).
+    @jax.checkpoint
+    def step(carry, _):
+        x, skel = carry
+        x = erode(x, spatial_ndim)
+        delta = _peel(x, spatial_ndim)
+        return (x, skel + jax.nn.relu(delta - skel * delta)), None
+
+    (_, skel), _ = lax.scan(step, (x, _peel(x, spatial_ndim)), length=iterations)
+    return skel
+
+
+def _skeletons(inp: Inputs, iterations: int) -> tuple[jax.Array, ...]:
+    """``(p, g, S_p, S_g)``, ``[B, *spatial, C]``: excluded pixels are 0 in ``p`` and
+    ``g`` before skeletonization; the skeletons are taken per image and class."""
+    mask = inp.valid[..., None]
+    p = jnp.where(mask, inp.probs, 0)
+    g = jnp.where(mask, inp.target, 0)
+    spatial_ndim = p.ndim - 2
+
+    def skeleton(v):  # channels-last in and out; the morphology wants trailing spatial axes
+        return jnp.moveaxis(soft_skeleton(jnp.moveaxis(v, -1, 1), spatial_ndim, iterations), 1, -1)
+
+    return p, g, skeleton(p), skeleton(lax.stop_gradient(g))
+
+
+def _cldice(inp: Inputs, options: RegionOptions, iterations: int) -> jax.Array:
+    """The reduced clDice loss of prepared inputs."""
+    p, g, skel_p, skel_g = _skeletons(inp, iterations)
+    # Sums over the valid pixels of each unit (global over axis_name when per_image=False).
+    hits_p, sum_skel_p, hits_g, sum_skel_g, sum_g = unit_sums(
+        skel_p * g, skel_p, skel_g * p, skel_g, g,
+        valid=inp.valid, per_image=options.per_image, axis_name=options.axis_name)
+    s_num, s_den = smooth_pair(options.smooth)
+    q = {"s_num": jnp.asarray(s_num, inp.dtype), "s_den": jnp.asarray(s_den, inp.dtype)}
+    t_prec = ratio(hits_p, sum_skel_p, q)  # (Σ S_p·g + s_num) / (Σ S_p + s_den)
+    t_sens = ratio(hits_g, sum_skel_g, q)  # (Σ S_g·p + s_num) / (Σ S_g + s_den)
+    # Harmonic mean, 0 when both are 0 (only possible with s_num = 0).
+    loss = 1 - reduce.safe_div(2 * t_prec * t_sens, t_prec + t_sens)
+    keep = reduce.kept_units(sum_g, include_background=options.include_background,
+                             classes=options.classes)
+    weights = None
+    if options.class_weights is not None:
+        weights = class_vector(options.class_weights, inp.num_classes, "class_weights", inp.dtype)
+    return reduce.reduce_units(loss, keep, reduction=options.reduction, class_weights=weights,
+                               axis_name=options.axis_name)
+
+
+@register()
+@takes_options(smooth=(1.0, 1.0))
+def cldice_loss(logits, labels, *, iterations: int = 3, options: RegionOptions) -> jax.Array:
+    r"""Soft clDice loss (Shit et al.): overlap of skeletons, for thin tubular structures.
+
+    .. math::
+
+       T_{\mathrm{prec}} = \frac{\sum S_p\, g + s_n}{\sum S_p + s_d},\qquad
+       T_{\mathrm{sens}} = \frac{\sum S_g\, p + s_n}{\sum S_g + s_d},\qquad
+       L = 1 - \frac{2\, T_{\mathrm{prec}} T_{\mathrm{sens}}}{T_{\mathrm{prec}} + T_{\mathrm{sens}}}
+
+    per unit, with :math:`p` the probabilities, :math:`g` the dense target,
+    :math:`S_p`, :math:`S_g` their soft skeletons (``iterations`` erosion steps:
+    :math:`S = \mathrm{relu}(x - \mathrm{open}(x))`, then :math:`K` times
+    :math:`x \leftarrow \mathrm{erode}(x)`, :math:`\delta = \mathrm{relu}(x -
+    \mathrm{open}(x))`, :math:`S \leftarrow S + \mathrm{relu}(\delta - S\delta)`;
+    erosion = minimum over the cross, dilation = maximum over the :math:`3^d`
+    box, outside the image never wins), :math:`(s_n, s_d)` the ``smooth`` pair.
+    :math:`T_{\mathrm{prec}}` is the fraction of the predicted skeleton inside
+    the target, :math:`T_{\mathrm{sens}}` the fraction of the target skeleton
+    covered by the prediction. Each class channel is skeletonized on its own,
+    per image; sums run over the valid pixels of a unit as for
+    :func:`~segloss_jax.dice_loss`. Excluded pixels (``where``,
+    ``ignore_index``) are 0 in :math:`p` and :math:`g` before skeletonization
+    and count in no sum. 1 to 3 spatial axes.
+
+    Empty masks: a unit without target (or with no valid pixel) has
+    :math:`S_g = 0` and :math:`T_{\mathrm{sens}} = s_n/s_d`; with the default
+    equal smooths a unit where neither skeleton has mass has loss 0. When both
+    :math:`T` are 0 (only with :math:`s_n = 0`) the loss is 1.
+
+    Memory: the skeleton's backward pass keeps two arrays per iteration (the
+    steps are rematerialised), not every intermediate; see the topology page.
+
+    Shared keywords: ``activation``, ``smooth`` (default ``(1.0, 1.0)``, the
+    paper's), ``per_image``, ``include_background``, ``classes``,
+    ``class_weights``, ``ignore_index``, ``where``, ``axis_name``,
+    ``reduction``, as :doc:`/conventions` describes.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets; no gradient.
+      iterations: number of erosion steps :math:`K \ge 0` (a Python int): set it
+        to about half the thickness, in pixels, of the thickest structure.
+
+    Returns:
+      A scalar, or for ``reduction="none"`` the loss of every unit, ``[B, C]``
+      (``per_image=True``) or ``[C]``, 0 for dropped units. Float32 (float64
+      for float64 inputs).
+
+    MONAI ``SoftclDiceLoss(iter_=k, smooth_nr=a, smooth_dr=d)`` pools all kept
+    channels of an image into one unit and adds ``smooth`` (default ``1e-4``,
+    which must be positive) to the harmonic mean's denominator; with one kept
+    channel (e.g. ``C == 1``, or ``C == 2`` and ``include_background=False``) it
+    is ``cldice_loss(iterations=k, smooth=(a, d), per_image=True)`` up to that
+    constant (``softmax=True, to_onehot_y=True`` for integer labels).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> labels = jnp.zeros((1, 5, 5), jnp.int32).at[0, 2, :].set(1)  # a thin line
+      >>> logits = jnp.where(labels == 1, 3.0, -3.0)[..., None]  # [B=1, 5, 5, C=1]
+      >>> print(f"{sl.cldice_loss(logits, labels, activation='sigmoid'):.4f}")
+      0.0202
+      >>> broken = logits.at[0, 2, 2, 0].set(-3.0)  # a gap in the line costs more
+      >>> print(f"{sl.cldice_loss(broken, labels, activation='sigmoid'):.4f}")
+      0.1052
+
+    References:
+      Shit et al., "clDice -- a novel topology-preserving loss function for
+      tubular structure segmentation", CVPR 2021 (arXiv:2003.07311).
+    """
+    checks.check_count("iterations", iterations)
+    inp = options.prepare(logits, labels)
+    return _cldice(inp, options, iterations)
+
+
+@register()
+@takes_options(smooth=(1.0, 1.0))
+def dice_cldice_loss(logits, labels, *, alpha=0.5, iterations: int = 3,
+                     options: RegionOptions) -> jax.Array:
+    r"""Soft Dice plus soft clDice (Shit et al.), sharing one activation.
+
+    .. math::
+
+       L = (1 - \alpha)\, L_{\mathrm{dice}} + \alpha\, L_{\mathrm{clDice}}
+
+    with :math:`L_{\mathrm{dice}}` = :func:`~segloss_jax.dice_loss`
+    (:math:`1 - (2tp + s_n)/(2tp + fp + fn + s_d)` per unit) and
+    :math:`L_{\mathrm{clDice}}` = :func:`cldice_loss`, both with the same units,
+    the same ``smooth`` pair (default ``(1.0, 1.0)`` for both) and the same
+    class selection and reduction. The Dice term keeps the region overlap, the
+    clDice term the connectivity of thin structures.
+
+    Empty masks: as :func:`~segloss_jax.dice_loss` and :func:`cldice_loss`.
+
+    Shared keywords: ``activation``, ``smooth``, ``per_image``,
+    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
+    ``where``, ``axis_name``, ``reduction``, as :doc:`/conventions` describes;
+    all apply to both terms.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets; no gradient.
+      alpha: weight :math:`\alpha \in [0, 1]` of the clDice term.
+      iterations: erosion steps of the soft skeleton, as in :func:`cldice_loss`.
+
+    Returns:
+      As :func:`cldice_loss`: a scalar, or every unit for ``reduction="none"``.
+
+    MONAI ``SoftDiceclDiceLoss(iter_=k, alpha=a, smooth_nr=s, smooth_dr=d)``
+    averages its Dice term over the kept channels of each image and pools them
+    into one unit for its clDice term (adding ``smooth=1e-4`` to the harmonic
+    mean): with one kept channel it is ``dice_cldice_loss(alpha=a,
+    iterations=k, smooth=(s, d), per_image=True)`` up to that constant.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> labels = jnp.zeros((1, 5, 5), jnp.int32).at[0, 2, :].set(1)
+      >>> logits = jnp.where(labels == 1, 3.0, -3.0)[..., None]
+      >>> print(f"{sl.dice_cldice_loss(logits, labels, activation='sigmoid'):.4f}")
+      0.0607
+
+    References:
+      Shit et al., "clDice -- a novel topology-preserving loss function for
+      tubular structure segmentation", CVPR 2021 (arXiv:2003.07311).
+    """
+    checks.check_in_range("alpha", alpha, 0.0, 1.0)
+    checks.check_count("iterations", iterations)
+    inp = options.prepare(logits, labels)
+    dice = region_loss(inp, options, sums=dice_sums(False),
+                       unit_loss=lambda s, q: dice_units(s, q))
+    return (1 - alpha) * dice + alpha * _cldice(inp, options, iterations)
