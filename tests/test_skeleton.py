@@ -207,7 +207,7 @@ def test_gradient_equals_plain_autodiff(spatial):
         v = jnp.asarray(rng.normal(size=logits.shape))
 
         def hvp(f):
-            return jax.jvp(jax.grad(f), (x,), (v,))[1]
+            return jax.jit(lambda x: jax.jvp(jax.grad(f), (x,), (v,))[1])(x)
 
         np.testing.assert_allclose(
             hvp(lambda x: sl.cldice_loss(x, y, activation="sigmoid", iterations=4, where=m)),
@@ -225,14 +225,14 @@ def test_check_grads(name):
             def f(x, kwargs=kwargs):
                 return getattr(sl, name)(x, jnp.asarray(labels), **kwargs)
 
-            check_grads(f, (jnp.asarray(logits),), order=1, modes=("rev",), eps=1e-6)
+            check_grads(jax.jit(f), (jnp.asarray(logits),), order=1, modes=("rev",), eps=1e-6)
 
 
 def test_soft_skeleton_check_grads():
     x = np.random.default_rng(11).random((1, 5, 4))
     with jax.enable_x64(True):
         w = jnp.asarray(np.random.default_rng(12).normal(size=x.shape))
-        check_grads(lambda x: jnp.sum(w * soft_skeleton(x, 2, 2)), (jnp.asarray(x),),
+        check_grads(jax.jit(lambda x: jnp.sum(w * soft_skeleton(x, 2, 2))), (jnp.asarray(x),),
                     order=2, modes=("fwd", "rev"), eps=1e-6)
 
 
@@ -249,7 +249,8 @@ def test_per_image_under_shard_map_is_the_global_mean():
     x, y = jnp.asarray(logits, jnp.float32), jnp.asarray(labels)
     for per_image in (True,):
         kw = {"ignore_index": 255, "per_image": per_image, "include_background": False}
-        want, want_grad = jax.value_and_grad(lambda x, kw=kw: sl.dice_cldice_loss(x, y, **kw))(x)
+        want, want_grad = jax.jit(jax.value_and_grad(
+            lambda x, kw=kw: sl.dice_cldice_loss(x, y, **kw)))(x)
         local = jax.shard_map(lambda x, y, kw=kw: sl.dice_cldice_loss(x, y, axis_name="data", **kw),
                               mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P())
         got, got_grad = jax.jit(jax.value_and_grad(local))(x, y)
