@@ -643,14 +643,24 @@ def poly_cross_entropy(
       Leng, Xu, Tan, Zhang, Sun, Li, Zhou & Wang, "PolyLoss: a polynomial expansion
       perspective of classification loss functions", ICLR 2022.
     """
-    # CE reads lse, the poly term the probabilities: both from one exp.
+    # One-hot targets (integer labels, no smoothing): the poly term needs only p_y, so
+    # both terms read the log-partition alone; otherwise CE reads lse and the poly term
+    # the probabilities, both from one exp.
+    one_hot = (activation == "softmax" and not label_smoothing
+               and not jnp.issubdtype(jnp.result_type(labels), jnp.floating))
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=("softmax", None), fused=True)
+                  ignore_index=ignore_index, allowed_activations=("softmax", None),
+                  fused=not one_hot)
     _check_reduction(reduction)
     target = smoothed_target(inp, label_smoothing, class_weights)
     ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
-    loss = ce + epsilon * jnp.sum(target * inp.one_minus_probs, axis=-1)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    if one_hot:
+        # Σ_c w_c g_c (1 − p_c) = w_y (1 − p_y), 1 − p_y = −expm1(log p_y): no cancellation.
+        log_py = jnp.sum(inp.target * inp.x, axis=-1) - inp.lse
+        poly = jnp.sum(target, axis=-1) * -jnp.expm1(log_py)
+    else:
+        poly = jnp.sum(target * inp.one_minus_probs, axis=-1)
+    return reduce_pixels(ce + epsilon * poly, inp.valid, reduction, axis_name)
 
 
 @register(activations=("softmax", "sigmoid", None))
