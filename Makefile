@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 VENV_OLDEST := .venv-oldest
 PY_OLDEST := $(VENV_OLDEST)/bin/python
 
-.PHONY: install test test-oldest lint bench demo docs clean
+.PHONY: install test test-oldest lint bench demo docs docs-check clean
 
 # A fresh machine needs only Python and pip: the virtualenv and every dependency
 # come from pyproject.toml (the examples and docs extras are included because the
@@ -44,6 +44,11 @@ demo: $(STAMP)
 # HTML docs, warnings as errors.
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+# The built site as a browser shows it, offline: links, scripts and typeset maths of
+# every page (needs Debian's chromium; --screenshots DIR saves a PNG of each page).
+docs-check: docs
+	$(PY) docs/check_site.py docs/_build/html
 
 clean:
 	rm -rf $(VENV) $(VENV_OLDEST) .pytest_cache .ruff_cache docs/_build docs/_generated docs/api/_autosummary

@@ -14,6 +14,11 @@ reports, in one process with interleaved runs after warm-up:
 plus compile time (``lower`` + ``compile``), the compiled program's temporary
 memory (XLA's ``memory_analysis``, the peak scratch beyond inputs and outputs)
 and the number of ``sort`` primitives in the jaxpr of the gradient.
+
+``--groups`` instead times ``ours`` with the rows split into 1, 2, ... groups
+(independent sorts that XLA:CPU runs concurrently, one per core by default), to
+show how the formulation scales with cores; run it under ``taskset -c 0`` for
+one core. On GPU/TPU the loss uses one group (one batched sort).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from jax import lax
 
 import segloss_jax as sl
 from benchmarks.timing import median_times
+from segloss_jax._src import lovasz
 
 # ------------------------------------------------------------------ naive JAX baseline
 
@@ -111,10 +117,49 @@ def cases():
                binary_x, binary_y, (8, 65536) if per_image else (1, 524288))
 
 
+def with_groups(groups: int, fn: Callable, *args):
+    """``fn`` compiled with the Lovász rows split into ``groups`` groups."""
+    default = lovasz._row_groups
+
+    def split(rows: int) -> list[slice]:
+        bounds = [rows * g // groups for g in range(groups + 1)]
+        return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    jax.clear_caches()  # the inner jitted passes would reuse their old trace
+    lovasz._row_groups = split
+    try:
+        return compiled(fn, *args)[0]
+    finally:
+        lovasz._row_groups = default
+        jax.clear_caches()
+
+
+def group_scaling(reps: int, max_groups: int) -> None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"cores available to this process: {cores}; default groups = {cores}\n")
+    counts = list(range(1, max_groups + 1))
+    print("| case | " + " | ".join(f"{g} group{'s' * (g > 1)} (ms)" for g in counts)
+          + " | " + " | ".join(f"1 / {g}" for g in counts[1:]) + " |")
+    print("|---|" + "---:|" * (2 * len(counts) - 1))
+    for name, ours, _, x, y, _ in cases():
+        exes = {g: with_groups(g, jax.value_and_grad(ours), x, y) for g in counts}
+        wall = {g: t[0] for g, t in median_times(
+            {g: partial(exe, x, y) for g, exe in exes.items()}, reps).items()}
+        print(f"| {name} | " + " | ".join(f"{wall[g] * 1e3:.1f}" for g in counts) + " | "
+              + " | ".join(f"{wall[1] / wall[g]:.2f}" for g in counts[1:]) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--groups", type=int, default=0,
+                        help="time 1..N row groups instead of the comparison")
     args = parser.parse_args()
+    if args.groups:
+        print(f"jax {jax.__version__}, {platform.processor() or platform.machine()}, backend "
+              f"{jax.default_backend()}; wall medians of {args.reps} interleaved runs")
+        group_scaling(args.reps, args.groups)
+        return
     print(f"jax {jax.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, backend {jax.default_backend()}; medians of {args.reps} "
           "interleaved runs")

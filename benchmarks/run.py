@@ -200,8 +200,9 @@ def markdown(rows, anchor_rows, compile_rows, repeats) -> str:
         "|---|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
+        shape = "×".join(map(str, r["shape"]))  # no spaces: the column stays narrow
         lines.append(
-            f"| {r['loss']} | {r['activation']} | {list(r['shape'])} | {r['ms']:.1f} | "
+            f"| {r['loss']} | {r['activation']} | {shape} | {r['ms']:.1f} | "
             f"{r['compile_s']:.2f} | {r['x_proxy']:.2f} | {fmt(r['x_optax_ce'])} | "
             f"{r['optax_equivalent'] or '–'} | {fmt(r['x_equivalent'])} |")
     lines += ["", "Anchors:", "", "| anchor | activation | ms | compile s |", "|---|---|---:|---:|"]

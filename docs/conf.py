@@ -9,6 +9,7 @@ the build needs no network.
 from __future__ import annotations
 
 import doctest
+import importlib.util
 import os
 import pathlib
 import sys
@@ -89,8 +90,17 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
     "home_page_in_toc": True,
+    # The page that is one wide table gives it the width of the contents column.
+    "secondary_sidebar_items": {"**": ["page-toc"], "choosing": []},
 }
-html_static_path: list[str] = []
+# MathJax ships with the site, so pages render their maths offline (a local HTML
+# build, an air-gapped cluster): the single-file TeX-to-SVG bundle of MathJax 3 from
+# the sphinx-mathjax-offline package (SVG output needs no web fonts).
+_mathjax = (pathlib.Path(importlib.util.find_spec("sphinx-mathjax-offline").origin).parent
+            / "static" / "mathjax" / "tex-svg-full.js")
+html_static_path: list[str] = ["_static", str(_mathjax)]
+mathjax_path = _mathjax.name
+html_css_files = ["custom.css"]
 html_last_updated_fmt = None
 
 # The API pages list exactly the public names (segloss_jax.__all__); a grouped name

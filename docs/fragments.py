@@ -32,8 +32,14 @@ def _is_external(target: str) -> bool:
 
 
 def transform(text: str, source_dir: pathlib.Path, docs: pathlib.Path, slot: str,
-              demote: int = 1) -> str:
-    """Demotes headings by ``demote`` levels, neutralises repository links, copies images."""
+              demote: int = 1, drop_title: bool = False) -> str:
+    """Demotes headings by ``demote`` levels, neutralises repository links, copies images.
+
+    ``drop_title`` removes the file's own title (a leading ``# ...`` line) where the
+    including page's title already names it.
+    """
+    if drop_title and text.startswith("# "):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
     out, in_fence = [], False
     image_dir = docs / "_generated" / "included" / slot
 
@@ -66,10 +72,10 @@ def transform(text: str, source_dir: pathlib.Path, docs: pathlib.Path, slot: str
 
 
 def _include(docs: pathlib.Path, source: pathlib.Path, slot: str, placeholder: str,
-             demote: int = 1) -> None:
+             demote: int = 1, drop_title: bool = False) -> None:
     target = docs / "_generated" / "fragments" / f"{slot}.md"
     if source.is_file():
-        text = transform(source.read_text(), source.parent, docs, slot, demote)
+        text = transform(source.read_text(), source.parent, docs, slot, demote, drop_title)
         note = f"*Included from `{source.relative_to(docs.parent)}` at build time.*\n\n"
         write_if_changed(target, note + text)
     else:
@@ -81,6 +87,7 @@ def write_all(docs: pathlib.Path, root: pathlib.Path) -> None:
         docs, root / "benchmarks" / "RESULTS.md", "benchmarks",
         "```{note}\n`benchmarks/RESULTS.md` was not there when this site was built; "
         "run `make bench` to produce it.\n```\n",
+        demote=0, drop_title=True,
     )
     _include(
         docs, root / "examples" / "unet" / "README.md", "unet",
