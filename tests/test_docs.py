@@ -3,7 +3,8 @@
 No Sphinx needed: the API grouping (``docs/api_groups.py``) is imported by path and
 compared with ``segloss_jax.__all__`` and the registry; the ``{doctest}`` blocks of
 the Markdown pages are run with the standard library's doctest, one namespace per
-page, like Sphinx's doctest builder does.
+page, like Sphinx's doctest builder does, and the ``python`` blocks of the pages in
+``_SCRIPT_PAGES`` as scripts, one per section.
 """
 
 from __future__ import annotations
