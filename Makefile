@@ -8,12 +8,13 @@ PY_OLDEST := $(VENV_OLDEST)/bin/python
 .PHONY: install test test-oldest lint bench demo docs docs-check clean
 
 # A fresh machine needs only Python and pip: the virtualenv and every dependency
-# come from pyproject.toml (the examples and docs extras are included because the
-# example smoke tests train a few steps of the U-Net and `make docs` builds the site).
+# come from pyproject.toml (the examples, integrations and docs extras are included
+# because the example smoke tests train a few steps of the U-Net, the docs tests run
+# the Equinox and Keras train steps of docs/integration.md and `make docs` builds the site).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,examples,docs]"
+	$(PY) -m pip install --quiet -e ".[dev,examples,integrations,docs]"
 	touch $@
 
 install: $(STAMP)
@@ -31,7 +32,7 @@ test: lint
 test-oldest:
 	test -x $(PY_OLDEST) || $(PYTHON) -m venv $(VENV_OLDEST)
 	$(PY_OLDEST) -m pip install --quiet --upgrade pip
-	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e ".[dev,examples]"
+	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e ".[dev,examples,integrations]"
 	$(PY_OLDEST) -m pytest -q -n 2 tests segloss_jax --doctest-modules
 
 bench: $(STAMP)

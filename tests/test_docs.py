@@ -3,7 +3,8 @@
 No Sphinx needed: the API grouping (``docs/api_groups.py``) is imported by path and
 compared with ``segloss_jax.__all__`` and the registry; the ``{doctest}`` blocks of
 the Markdown pages are run with the standard library's doctest, one namespace per
-page, like Sphinx's doctest builder does.
+page, like Sphinx's doctest builder does, and the ``python`` blocks of the pages in
+``_SCRIPT_PAGES`` as scripts, one per section.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import pathlib
 import re
 import sys
+import types
 
 import pytest
 
@@ -143,3 +145,36 @@ def test_api_pages_skip_names_not_exported_yet(tmp_path):
     fragment = (tmp_path / "_generated" / "fragments" / "api.md").read_text()
     assert "   dice_loss\n" not in fragment
     assert not (tmp_path / "api" / "_autosummary" / "segloss_jax.dice_loss.rst").exists()
+
+
+# Pages whose ```python blocks run as well: the blocks of each `##` section in order, in
+# a namespace of their own, after the blocks that precede the first `##` heading.
+_SCRIPT_PAGES = ["integration.md"]
+_PYTHON = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def _sections(name: str) -> list:
+    parts = re.split(r"^## (.+)$", (DOCS / name).read_text(), flags=re.M)
+    preamble = "\n".join(_PYTHON.findall(parts[0]))
+    return [pytest.param(name, title, preamble + "\n" + "\n".join(_PYTHON.findall(body)),
+                         id=f"{name}::{title}")
+            for title, body in zip(parts[1::2], parts[2::2], strict=True)
+            if _PYTHON.search(body)]
+
+
+@pytest.mark.parametrize("name, title, source",
+                         [s for page in _SCRIPT_PAGES for s in _sections(page)])
+def test_page_scripts(name, title, source, monkeypatch):
+    import jax
+
+    # Keras reads its backend once, at its first import, whichever section that is in.
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    # A module of its own, as a script has (flax.linen looks its class up there).
+    module = types.ModuleType("_docs_script")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    fast = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        exec(compile(source, f"{name}, section {title!r}", "exec"), module.__dict__)
+    finally:
+        jax.config.update("jax_disable_most_optimizations", fast)
