@@ -8,6 +8,7 @@ signature has them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -84,6 +85,13 @@ def _value_and_grad(name, act, **kwargs):
     return jax.value_and_grad(lambda l, y: _call(name, act, l, y, **kwargs))
 
 
+@functools.cache
+def _jit_value_and_grad(name, act):
+    """One jitted value-and-gradient per case, shared by the tests below: calls with the
+    same input shapes and dtypes reuse its compiled program (compiling dominates)."""
+    return jax.jit(_value_and_grad(name, act))
+
+
 def _assert_finite(*arrays):
     for a in arrays:
         assert np.all(np.isfinite(np.asarray(a, np.float64))), a
@@ -116,7 +124,7 @@ def test_vmap_equals_loop(name, act):
 @pytest.mark.parametrize("name,act", CASES)
 def test_gradient_finite_and_nonzero(name, act):
     logits, labels = _inputs(act)
-    value, grad = jax.jit(_value_and_grad(name, act))(logits, labels)
+    value, grad = _jit_value_and_grad(name, act)(logits, labels)
     _assert_finite(value, grad)
     assert grad.shape == logits.shape and grad.dtype == logits.dtype
     assert np.any(np.asarray(grad) != 0)
@@ -127,7 +135,7 @@ def test_gradient_finite_and_nonzero(name, act):
 def test_extreme_logits_finite(name, act, scale):
     logits, labels = _inputs(act)
     logits = jnp.sign(logits) * scale
-    value, grad = jax.jit(_value_and_grad(name, act))(logits, labels)
+    value, grad = _jit_value_and_grad(name, act)(logits, labels)
     _assert_finite(value, grad)
 
 
@@ -136,7 +144,7 @@ def test_extreme_logits_finite(name, act, scale):
 def test_low_precision_inputs(name, act, dtype):
     logits, labels = _inputs(act)
     low = logits.astype(dtype)
-    value, grad = jax.jit(_value_and_grad(name, act))(low, labels)
+    value, grad = _jit_value_and_grad(name, act)(low, labels)
     assert value.dtype == jnp.float32
     assert grad.dtype == dtype
     _assert_finite(value, grad)
@@ -149,7 +157,7 @@ def test_low_precision_inputs(name, act, dtype):
 def test_float64_in_float64_out(name, act):
     with jax.enable_x64(True):
         logits, labels = _inputs(act, dtype=jnp.float64)
-        value, grad = jax.jit(_value_and_grad(name, act))(logits, labels)
+        value, grad = _jit_value_and_grad(name, act)(logits, labels)
         assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
         _assert_finite(value, grad)
 
