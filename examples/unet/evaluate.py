@@ -51,12 +51,15 @@ def evaluate(probs: np.ndarray, masks: np.ndarray, class_names: tuple[str, ...])
         if c > 0:  # shape metrics of the background say little
             entry.update(shape_metrics((pred == c) & valid, masks == c))
         per_class[name] = entry
+    absent_fp = [m["absent_fp"] for m in list(per_class.values())[1:] if m["absent_fp"] is not None]
+    confusion = sl.confusion_matrix(pred, masks, num_classes, **kw)
     return {
         "mean_foreground_iou": _num(np.nanmean(iou[1:])),
         "mean_foreground_dice": _num(np.nanmean(dice[1:])),
         "ece": _num(sl.calibration_error(jnp.asarray(probs), masks, **kw)),
+        "absent_fp": _num(np.mean(absent_fp)) if absent_fp else None,  # over the classes
         "per_class": per_class,
-        "confusion_matrix": np.asarray(sl.confusion_matrix(pred, masks, num_classes, **kw)).tolist(),
+        "confusion_matrix": np.asarray(confusion).tolist(),
     }
 
 

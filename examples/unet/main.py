@@ -35,7 +35,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-val", type=int, default=d.num_val)
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
     parser.add_argument("--data-dir", default=None, help="folder with images/*.png and masks/*.png")
-    parser.add_argument("--loss-kwargs", type=json.loads, default={}, help="JSON keywords for the loss")
+    parser.add_argument(
+        "--loss-kwargs", type=json.loads, default={}, help="JSON keywords for the loss"
+    )
     parser.add_argument("--dtype", default=d.dtype, choices=("float32", "bfloat16"))
     parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="0: none")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")

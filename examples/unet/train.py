@@ -221,7 +221,10 @@ def restore_latest(mngr: ocp.CheckpointManager, model: UNet, optimizer: nnx.Opti
 
 
 def run(
-    cfg: Config, datasets: tuple[Dataset, Dataset, tuple[str, ...]] | None = None
+    cfg: Config,
+    datasets: tuple[Dataset, Dataset, tuple[str, ...]] | None = None,
+    *,
+    plots: bool = True,
 ) -> tuple[dict, np.ndarray]:
     """Train one model, evaluate it and write outputs to ``cfg.out``.
 
@@ -229,6 +232,7 @@ def run(
       cfg: the run's settings.
       datasets: ``(train, val, class_names)`` as from :func:`load_data`, to share
         data between runs; loaded from ``cfg`` when ``None``.
+      plots: also write ``curves.png`` and ``samples.png``.
 
     Returns:
       The metrics written to ``metrics.json`` and the validation probabilities
@@ -240,7 +244,7 @@ def run(
     num_classes = len(class_names)
 
     if cfg.batch % jax.device_count():
-        raise ValueError(f"--batch {cfg.batch} must be a multiple of the {jax.device_count()} devices")
+        raise ValueError(f"--batch {cfg.batch} must be a multiple of {jax.device_count()} devices")
     mesh = jax.make_mesh((jax.device_count(),), ("data",), (jax.sharding.AxisType.Auto,))
     batch_sharding = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
@@ -330,8 +334,9 @@ def run(
         "config": dataclasses.asdict(cfg),
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_curves(history, out_dir / "curves.png", title=cfg.loss)
-    plot_samples(val[0], val[1], probs.argmax(-1), out_dir / "samples.png", num_classes)
+    if plots:
+        plot_curves(history, out_dir / "curves.png", title=cfg.loss)
+        plot_samples(val[0], val[1], probs.argmax(-1), out_dir / "samples.png", num_classes)
     return metrics, probs
 
 
