@@ -110,9 +110,10 @@ def run_comparison(
         "runs": runs,
         "skipped": skipped,
     }
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-    write_results(results, datasets[2], out_dir / "RESULTS.md")
-    plot_comparison(summary, preds, datasets[1], datasets[2], out_dir / "comparison.png")
+    if jax.process_index() == 0:  # one writer on a shared folder
+        (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+        write_results(results, datasets[2], out_dir / "RESULTS.md")
+        plot_comparison(summary, preds, datasets[1], datasets[2], out_dir / "comparison.png")
     print(f"wrote {out_dir}/RESULTS.md, results.json and comparison.png ({total:.0f} s)")
     return results
 
@@ -237,6 +238,8 @@ def write_results(results: dict, class_names: tuple[str, ...], path: pathlib.Pat
         "the expected calibration error of the softmax. Time: wall-clock per run, mean over",
         "seeds (the first seed of each loss includes compilation).",
         "",
+        "![metrics per loss (mean ± std over seeds) and error maps](comparison.png)",
+        "",
         "| loss | " + " | ".join(t for _, t, _ in HEADLINE) + " | time (s) |",
         "|---" * (len(HEADLINE) + 2) + "|",
     ]
@@ -273,7 +276,7 @@ ERROR_COLORS = {  # error maps: kept apart from the class colours
 
 def loss_colors(names: list[str]) -> dict[str, tuple]:
     """The loss palette: shades of viridis, unlike the categorical class colours."""
-    return dict(zip(names, plt.get_cmap("viridis")(np.linspace(0.0, 0.8, len(names))), strict=True))
+    return dict(zip(names, plt.get_cmap("viridis")(np.linspace(0.0, 0.75, len(names))), strict=True))
 
 
 def error_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -305,8 +308,8 @@ def plot_comparison(
     """Dot plots (mean ± std over seeds) per metric, and error maps of two samples."""
     names = list(summary)
     lcol = loss_colors(names)
-    fig = plt.figure(figsize=(17, 12.5), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.35, 1])
+    fig = plt.figure(figsize=(17, 12), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1])
     axes = top.subplots(2, 4, sharey=True)
     y = np.arange(len(names))
     fg = list(class_names[1:])
@@ -385,6 +388,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
     cli.add_config_args(parser)
     args = parser.parse_args(argv)
+    if args.distributed:
+        jax.distributed.initialize()
     run_comparison(args.losses, args.seeds, cli.config_from_args(args), args.out)
 
 

@@ -15,6 +15,8 @@ import argparse
 import dataclasses
 import json
 
+import jax
+
 from examples.unet import data, train
 
 
@@ -41,6 +43,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=d.dtype, choices=("float32", "bfloat16"))
     parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="0: none")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    parser.add_argument(
+        "--distributed", action="store_true", help="multi-host: jax.distributed.initialize() first"
+    )
     scene = parser.add_argument_group("synthetic scene regimes (all on by default)")
     for name in ("thin", "tiny", "absent", "ignore"):
         scene.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=True)
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", action="store_true", help="train with several losses")
     add_config_args(parser)
     args = parser.parse_args(argv)
+    if args.distributed:
+        jax.distributed.initialize()  # cluster settings from the environment
 
     if args.compare:
         from examples.unet import compare
