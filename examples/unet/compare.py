@@ -172,16 +172,22 @@ def _digits(key: str) -> int:
     return 2 if key.endswith(("hd95", "components_error")) else 3
 
 
+def _best(summary: dict[str, dict], key: str, higher: bool) -> tuple[str | None, dict]:
+    """The loss with the best mean of ``key`` and ``{loss: stats}`` where it is defined."""
+    have = {k: s[key] for k, s in summary.items() if s.get(key) and s[key]["mean"] is not None}
+    if not have:
+        return None, have
+    return (max if higher else min)(have, key=lambda k: have[k]["mean"]), have
+
+
 def verdicts(results: dict) -> list[str]:
     """One line per headline metric: the best loss and whom it beats beyond the spread."""
-    summary, separated = results["summary"], results["separated"]
     lines = []
     for key, title, higher in HEADLINE:
-        have = {k: s[key] for k, s in summary.items() if s.get(key) and s[key]["mean"] is not None}
-        if not have:
+        best, have = _best(results["summary"], key, higher)
+        if best is None:
             continue
-        best = (max if higher else min)(have, key=lambda k: have[k]["mean"])
-        beaten = sorted(w for b, w in separated[key] if b == best)
+        beaten = sorted(w for b, w in results["separated"][key] if b == best)
         tied = sorted(k for k in have if k != best and k not in beaten)
         text = f"- {title}: best `{best}` ({_cell(have[best], _digits(key))})"
         if not tied:
@@ -196,17 +202,27 @@ def verdicts(results: dict) -> list[str]:
 
 
 def headline_sentence(results: dict) -> str:
-    """The one-sentence summary: how many pairwise differences exceed the seed spread."""
-    n = len(results["summary"])
+    """The one-sentence summary: how many pairwise differences exceed the seed spread,
+    and the metrics where one loss is ahead of all others beyond it."""
+    summary, separated = results["summary"], results["separated"]
+    n = len(summary)
     pairs = n * (n - 1) // 2
-    counts = {k: len(v) for k, v in results["separated"].items()}
-    total, possible = sum(counts.values()), pairs * len(counts)
-    most = max(HEADLINE, key=lambda h: counts[h[0]])
+    total = sum(len(v) for v in separated.values())
+    clear = []
+    for key, title, higher in HEADLINE:
+        best, have = _best(summary, key, higher)
+        if best is not None and len(have) > 1:
+            if sum(b == best for b, _ in separated[key]) == len(have) - 1:
+                clear.append(f"`{best}` on {title}")
+    winners = (
+        "; a single loss is ahead of all others beyond the spread only for " + ", ".join(clear)
+        if clear
+        else "; no loss is ahead of all others beyond the spread on any headline metric"
+    )
     return (
-        f"With {len(results['seeds'])} seeds per loss, {total} of {possible} pairwise "
-        f"differences over the {len(counts)} headline metrics exceed the seed spread "
-        f"(|Δ mean| > std₁ + std₂); the rest are within noise. The most separating metric "
-        f"is {most[1]} ({counts[most[0]]} of {pairs} pairs)."
+        f"With {len(results['seeds'])} seeds per loss, {total} of {pairs * len(HEADLINE)} "
+        f"pairwise differences ({pairs} loss pairs × {len(HEADLINE)} headline metrics) exceed "
+        f"the seed spread (|Δ mean| > std₁ + std₂), the rest are within noise{winners}."
     )
 
 
@@ -276,7 +292,8 @@ ERROR_COLORS = {  # error maps: kept apart from the class colours
 
 def loss_colors(names: list[str]) -> dict[str, tuple]:
     """The loss palette: shades of viridis, unlike the categorical class colours."""
-    return dict(zip(names, plt.get_cmap("viridis")(np.linspace(0.0, 0.75, len(names))), strict=True))
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.75, len(names)))
+    return dict(zip(names, colors, strict=True))
 
 
 def error_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

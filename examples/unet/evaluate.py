@@ -71,14 +71,16 @@ def shape_metrics(p: np.ndarray, g: np.ndarray) -> dict[str, float | None]:
     both, either = in_p & in_g, in_p | in_g
     count = [ndimage.label(m, _SQUARE)[1] for m in np.concatenate([p, g])]
     skel_p, skel_g = skeleton(p), skeleton(g)
-    t_prec = _ratio((skel_p & g).sum(), skel_p.sum())
-    t_sens = _ratio((skel_g & p).sum(), skel_g.sum())
+    t_prec = _ratio((skel_p & g).sum(), skel_p.sum())  # skeleton of pred inside target
+    t_sens = _ratio((skel_g & p).sum(), skel_g.sum())  # skeleton of target inside pred
+    cldice = None
+    if t_prec is not None and t_sens is not None and t_prec + t_sens > 0:
+        cldice = 2 * t_prec * t_sens / (t_prec + t_sens)
     return {
         "hd95": _num(hd95[both].mean()) if both.any() else None,
         "nsd": _num(nsd[either].mean()) if either.any() else None,
         "components_error": _num(np.abs(np.subtract(*np.split(np.array(count), 2))).mean()),
-        "cldice": None if t_prec is None or t_sens is None or t_prec + t_sens == 0
-        else 2 * t_prec * t_sens / (t_prec + t_sens),
+        "cldice": cldice,
         "absent_fp": _num(in_p[~in_g].mean()) if (~in_g).any() else None,
     }
 
