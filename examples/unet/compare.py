@@ -113,7 +113,7 @@ def run_comparison(
     if jax.process_index() == 0:  # one writer on a shared folder
         (out_dir / "results.json").write_text(json.dumps(results, indent=1))
         write_results(results, datasets[2], out_dir / "RESULTS.md")
-        plot_comparison(summary, preds, datasets[1], datasets[2], out_dir / "comparison.png")
+        plot_comparison(runs, preds, datasets[1], datasets[2], out_dir / "comparison.png")
     print(f"wrote {out_dir}/RESULTS.md, results.json and comparison.png ({total:.0f} s)")
     return results
 
@@ -316,14 +316,17 @@ def _pick_samples(masks: np.ndarray, n: int = 2) -> list[int]:
 
 
 def plot_comparison(
-    summary: dict[str, dict],
+    runs: dict[str, list[dict]],
     preds: dict[str, np.ndarray],
     val: train.Dataset,
     class_names: tuple[str, ...],
     path: pathlib.Path,
 ) -> None:
-    """Dot plots (mean ± std over seeds) per metric, and error maps of two samples."""
-    names = list(summary)
+    """Dot plots per metric (each seed, and mean ± std over seeds), and error maps of
+    two validation samples."""
+    names = list(runs)
+    summary = {n: summarize(r) for n, r in runs.items()}
+    seeds = {n: [flatten(r) for r in rs] for n, rs in runs.items()}
     lcol = loss_colors(names)
     fig = plt.figure(figsize=(17, 12), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1])
@@ -348,6 +351,9 @@ def plot_comparison(
             stats = [summary[n].get(k) or {"mean": None} for n in names]
             m = np.array([np.nan if s["mean"] is None else s["mean"] for s in stats])
             e = np.array([s.get("std") or 0.0 for s in stats])
+            for yi, n in zip(y, names, strict=True):  # each seed, small and hollow
+                v = [f[k] for f in seeds[n] if f.get(k) is not None]
+                ax.plot(v, [yi + dy] * len(v), "o", mfc="none", mec="0.45", ms=4, zorder=3)
             if cls is None:
                 for yi, n in zip(y, names, strict=True):
                     ax.errorbar(m[yi], yi, xerr=e[yi], fmt="o", color=lcol[n], capsize=3, ms=6)
@@ -367,8 +373,8 @@ def plot_comparison(
     handles, labels = axes[0, 1].get_legend_handles_labels()
     top.legend(handles, labels, title="class", loc="outside upper right", ncol=len(fg))
     top.suptitle(
-        "mean ± std over seeds; losses in the viridis palette (names, single-metric panels), "
-        "classes in categorical colours",
+        "mean ± std over seeds (grey circles: single seeds); losses in the viridis palette "
+        "(names, single-metric panels), classes in categorical colours",
         fontsize=10,
     )
 
