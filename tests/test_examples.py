@@ -121,6 +121,16 @@ def test_resolve_loss_parses_weighted_sums():
     np.testing.assert_allclose(both, 2 * ce, rtol=1e-6)
 
 
+def test_scene_flags():
+    parser = main.argparse.ArgumentParser()
+    main.add_config_args(parser)
+    assert main.config_from_args(parser.parse_args([])).scene == data.SceneConfig()
+    cfg = main.config_from_args(parser.parse_args(["--no-thin", "--imbalance", "1"]))
+    assert not cfg.scene.thin and cfg.scene.imbalance == 1.0 and cfg.scene.tiny
+    easy = main.config_from_args(parser.parse_args(["--easy"])).scene
+    assert easy == data.SceneConfig().easy() and not easy.ignore
+
+
 def _one_hot_probs(labels, num_classes):
     return np.eye(num_classes, dtype=np.float32)[np.where(labels == data.IGNORE_LABEL, 0, labels)]
 

@@ -201,9 +201,7 @@ def checkpoint_manager(cfg: Config) -> ocp.CheckpointManager | None:
         return None
     return ocp.CheckpointManager(
         pathlib.Path(cfg.out, "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=2, save_interval_steps=cfg.checkpoint_every
-        ),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2),
     )
 
 
@@ -288,9 +286,8 @@ def run(
         idx = batch_indices(len(train[0]), cfg.batch, cfg.seed, step)
         images, labels = global_batch(train, idx, batch_sharding)
         pending.append(train_step(model, optimizer, images, labels))
-        if mngr:
-            mngr.save(step, args=ocp.args.StandardSave(_train_state(model, optimizer)),
-                      force=step == cfg.steps)  # fmt: skip
+        if mngr and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            mngr.save(step, args=ocp.args.StandardSave(_train_state(model, optimizer)))
         if step % cfg.eval_every and step != cfg.steps:
             continue
         losses = [float(x) for x in jax.device_get(pending)]
