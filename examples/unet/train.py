@@ -251,8 +251,7 @@ def run(
 
     if cfg.batch % jax.device_count():
         raise ValueError(f"--batch {cfg.batch} must be a multiple of {jax.device_count()} devices")
-    # Auto axes: XLA propagates the batch sharding through the model and the loss
-    # (the losses flatten and sort pixels, which explicit sharding would make us annotate).
+    # Auto axis: XLA propagates the batch sharding through the model and the loss.
     mesh = jax.make_mesh((jax.device_count(),), ("data",), (jax.sharding.AxisType.Auto,))
     batch_sharding = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
