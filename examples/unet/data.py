@@ -3,9 +3,24 @@
 Synthetic scenes hold four classes chosen to stress different losses:
 
 * 0 ``background``: a noisy, slowly varying ramp;
-* 1 ``blob``: large ellipses (easy, most pixels);
-* 2 ``curve``: thin curvilinear structures (thin, boundary-dominated);
-* 3 ``tiny``: small discs (rare, a few pixels each).
+* 1 ``blob``: large ellipses (easy, most foreground pixels);
+* 2 ``curve``: curvilinear structures (thin, boundary-dominated);
+* 3 ``tiny``: small discs (a few pixels each).
+
+Five regimes, each a field of :class:`SceneConfig` and all on by default, make
+the scenes hard in the ways where losses differ:
+
+* ``thin``: curves 1–3 px wide that cross the whole image, so one missed pixel
+  breaks them in two (connectivity matters); off: 3 px, shorter curves;
+* ``tiny``: discs of radius 0.8–1.6 px (2–8 pixels), 1–5 per image before the
+  ``imbalance`` division (0–2 at the default); off:
+  radius 1.5–3 px, 2–6 per image;
+* ``absent``: each foreground class is left out of an image with probability
+  0.3, so models must also predict "not there";
+* ``imbalance``: blob area times ``imbalance`` and tiny objects divided by it
+  (1: off);
+* ``ignore``: half of the images have an unlabelled rectangle (mask
+  ``IGNORE_LABEL``) over 4–25% of the image; the image is drawn as usual there.
 
 Images are ``[H, W, C]`` float32 in roughly ``[0, 1]``, masks ``[H, W]`` int32.
 Everything is NumPy and seeded: sample ``i`` of a stream depends only on
@@ -34,15 +49,22 @@ class SceneConfig:
 
     size: int = 64
     channels: int = 1  # 1 (grey) or 3 (tinted RGB)
+    thin: bool = True  # curves 1-3 px wide across the image (else 3 px, shorter)
+    tiny: bool = True  # discs of radius 0.8-1.6 px, 1-5 per image (else 1.5-3 px, 2-6)
+    absent: bool = True  # each foreground class missing from an image with p = 0.3
+    imbalance: float = 2.0  # blob area x imbalance, tiny objects / imbalance (1: off)
+    ignore: bool = True  # unlabelled rectangle (IGNORE_LABEL) in half of the images
     num_blobs: tuple[int, int] = (1, 3)  # inclusive ranges of object counts
     num_curves: tuple[int, int] = (1, 2)
-    num_tiny: tuple[int, int] = (2, 6)
     blob_radius: tuple[float, float] = (0.08, 0.2)  # fraction of `size`
-    curve_width: float = 3.0  # pixels
-    tiny_radius: tuple[float, float] = (1.5, 3.0)  # pixels
-    imbalance: float = 1.0  # > 1: bigger blobs, fewer tiny objects
     noise: float = 0.08  # std of additive Gaussian noise
     blur: float = 0.7  # Gaussian blur sigma in pixels (0: none)
+
+    def easy(self) -> SceneConfig:
+        """The same scenes with every regime off."""
+        return dataclasses.replace(
+            self, thin=False, tiny=False, absent=False, imbalance=1.0, ignore=False
+        )
 
 
 def _ellipse(
@@ -61,20 +83,29 @@ def _ellipse(
 def _curve(
     yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator, cfg: SceneConfig
 ) -> np.ndarray:
-    # A quadratic Bezier between two random points, rasterised by its distance
-    # to densely sampled points (cheap at these sizes, no drawing library).
+    # A quadratic Bezier, rasterised by its distance to densely sampled points
+    # (cheap at these sizes, no drawing library).
     n = cfg.size
-    p0, p1, p2 = rng.uniform(0.05 * n, 0.95 * n, size=(3, 2)).astype(np.float32)
-    # About one sample per pixel of length (the control polygon bounds it).
-    num = int(np.linalg.norm(p1 - p0) + np.linalg.norm(p2 - p1)) + 2
+    if cfg.thin:  # from one image side to the opposite one, 1-3 px wide
+        p0, p2 = rng.uniform(0.0, n - 1, size=(2, 2)).astype(np.float32)
+        axis = rng.integers(2)
+        p0[axis], p2[axis] = 0.0, n - 1.0
+        p1 = rng.uniform(0.1 * n, 0.9 * n, size=2).astype(np.float32)
+        width = rng.uniform(1.0, 3.0)
+    else:
+        p0, p1, p2 = rng.uniform(0.05 * n, 0.95 * n, size=(3, 2)).astype(np.float32)
+        width = 3.0
+    # Four samples per pixel of length (the control polygon bounds it).
+    num = 4 * int(np.linalg.norm(p1 - p0) + np.linalg.norm(p2 - p1)) + 2
     t = np.linspace(0.0, 1.0, num, dtype=np.float32)[:, None]
     pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2  # [T, 2] (y, x)
     d2 = (yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2
-    return d2.min(axis=-1) <= (cfg.curve_width / 2) ** 2
+    # A 1 px line still covers the pixel centres it passes through.
+    return d2.min(axis=-1) <= max(width / 2, 0.71) ** 2
 
 
 def _disc(yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:
-    r = rng.uniform(*cfg.tiny_radius)
+    r = rng.uniform(*((0.8, 1.6) if cfg.tiny else (1.5, 3.0)))
     cy, cx = rng.uniform(r, cfg.size - r, size=2)
     return (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
 
@@ -100,17 +131,18 @@ def make_scene(
     n = cfg.size
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
     mask = np.zeros((n, n), np.int32)
+    num_tiny = (1, 5) if cfg.tiny else (2, 6)
+    num_tiny = tuple(int(round(k / cfg.imbalance)) for k in num_tiny)
     # Later classes are painted over earlier ones, so thin and tiny objects stay whole.
-    num_tiny = (
-        int(round(cfg.num_tiny[0] / cfg.imbalance)),
-        int(round(cfg.num_tiny[1] / cfg.imbalance)),
-    )
     for label, draw, counts in (
         (1, _ellipse, cfg.num_blobs),
         (2, _curve, cfg.num_curves),
         (3, _disc, num_tiny),
     ):
-        for _ in range(rng.integers(counts[0], counts[1] + 1)):
+        count = rng.integers(counts[0], counts[1] + 1)
+        if cfg.absent and rng.uniform() < 0.3:
+            count = 0
+        for _ in range(count):
             mask[draw(yy, xx, rng, cfg)] = label
 
     # Background: a gentle random ramp, so a global threshold is not enough.
@@ -125,6 +157,10 @@ def make_scene(
         raise ValueError(f"channels must be 1 or 3, got {cfg.channels}")
     img = _gaussian_blur(img, cfg.blur)
     img = img + cfg.noise * rng.standard_normal(img.shape)
+    if cfg.ignore and rng.uniform() < 0.5:  # an unlabelled region: image kept, label unknown
+        h, w = (rng.uniform(0.2, 0.5, size=2) * n).astype(int)
+        y0, x0 = rng.integers(0, n - h + 1), rng.integers(0, n - w + 1)
+        mask[y0 : y0 + h, x0 : x0 + w] = IGNORE_LABEL
     return img.astype(np.float32), mask
 
 
