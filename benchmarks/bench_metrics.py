@@ -13,6 +13,10 @@ figure on a shared machine (it counts every thread of the process).
    ``distance_transform_edt``, ``np.percentile``: what MONAI does on the host).
 3. Compound losses, jitted ``value_and_grad``: each compound against the sum of
    its terms called separately (the overhead of composing them, expected ~1).
+4. Fused compounds (``--only fused``), ``per_image=True``, softmax ``[8,256,256,4]``
+   and sigmoid ``[8,256,256,1]``: ``dice_ce_loss`` and ``dice_focal_loss`` against
+   their two terms as separately jitted functions called one after the other, and
+   against optax cross-entropy (softmax CE; sigmoid BCE); wall-time ratios.
 """
 
 from __future__ import annotations
@@ -172,12 +176,56 @@ def bench_compound(reps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fused_rows(act: str, shape: tuple[int, ...], reps: int) -> list[str]:
+    import optax
+
+    key_x, key_y = jax.random.split(jax.random.key(0))
+    logits = jax.random.normal(key_x, shape, jnp.float32) * 2
+    labels = jax.random.randint(key_y, shape[:-1], 0, max(shape[-1], 2))
+    kw = dict(activation=act, per_image=True)
+    if act == "softmax":
+        ce = sl.cross_entropy
+        anchor = optax.losses.softmax_cross_entropy_with_integer_labels
+    else:
+        ce = sl.binary_cross_entropy
+
+        def anchor(x, y):
+            return optax.losses.sigmoid_binary_cross_entropy(x, (y == 1).astype(x.dtype)[..., None])
+
+    def vg(f):
+        return jax.jit(jax.value_and_grad(f))
+
+    dice = vg(lambda x, y: sl.dice_loss(x, y, **kw))
+    compounds = {"dice_ce": (sl.dice_ce_loss, ce),
+                 "dice_focal": (sl.dice_focal_loss, sl.focal_loss)}
+    fns = {"optax": (vg(lambda x, y: anchor(x, y).mean()),)}
+    for name, (compound, pixel) in compounds.items():
+        fns[name] = (vg(functools.partial(compound, **kw)),)
+        fns[name + " terms"] = (dice, vg(functools.partial(pixel, activation=act)))
+    thunks = {k: functools.partial(lambda fs: [f(logits, labels) for f in fs], fs)
+              for k, fs in fns.items()}
+    wall = {k: v[0] * 1e3 for k, v in median_times(thunks, reps).items()}
+    return [f"| {name} | {act} {list(shape)} | {wall[name]:.1f} | {wall[name + ' terms']:.1f} | "
+            f"{wall[name] / wall[name + ' terms']:.2f} | {wall['optax']:.1f} | "
+            f"{wall[name] / wall['optax']:.2f} |" for name in compounds]
+
+
+def bench_fused(reps: int) -> str:
+    lines = ["### fused compounds, value_and_grad, `per_image=True`", "",
+             "| loss | case | ms | its terms, separately jitted (ms) | fused / terms | "
+             "optax CE (ms) | fused / optax CE |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines += _fused_rows("softmax", (8, 256, 256, 4), reps)
+    lines += _fused_rows("sigmoid", (8, 256, 256, 1), reps)
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--only", choices=("confusion", "surface", "compound"), nargs="*")
+    parser.add_argument("--only", choices=("confusion", "surface", "compound", "fused"),
+                        nargs="*")
     args = parser.parse_args()
-    only = set(args.only or ("confusion", "surface", "compound"))
+    only = set(args.only or ("confusion", "surface", "compound", "fused"))
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}; median of {args.reps} interleaved runs\n")
     if "confusion" in only:
@@ -186,6 +234,8 @@ def main() -> None:
         print(bench_surface(args.reps))
     if "compound" in only:
         print(bench_compound(args.reps))
+    if "fused" in only:
+        print(bench_fused(args.reps))
 
 
 if __name__ == "__main__":
