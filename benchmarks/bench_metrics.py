@@ -32,6 +32,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 import segloss_jax as sl
+from benchmarks.bench_boundary import optax_ce
 from benchmarks.timing import median_times
 
 
@@ -177,20 +178,11 @@ def bench_compound(reps: int) -> str:
 
 
 def _fused_rows(act: str, shape: tuple[int, ...], reps: int) -> list[str]:
-    import optax
-
     key_x, key_y = jax.random.split(jax.random.key(0))
     logits = jax.random.normal(key_x, shape, jnp.float32) * 2
     labels = jax.random.randint(key_y, shape[:-1], 0, max(shape[-1], 2))
     kw = dict(activation=act, per_image=True)
-    if act == "softmax":
-        ce = sl.cross_entropy
-        anchor = optax.losses.softmax_cross_entropy_with_integer_labels
-    else:
-        ce = sl.binary_cross_entropy
-
-        def anchor(x, y):
-            return optax.losses.sigmoid_binary_cross_entropy(x, (y == 1).astype(x.dtype)[..., None])
+    ce = sl.cross_entropy if act == "softmax" else sl.binary_cross_entropy
 
     def vg(f):
         return jax.jit(jax.value_and_grad(f))
@@ -198,7 +190,7 @@ def _fused_rows(act: str, shape: tuple[int, ...], reps: int) -> list[str]:
     dice = vg(lambda x, y: sl.dice_loss(x, y, **kw))
     compounds = {"dice_ce": (sl.dice_ce_loss, ce),
                  "dice_focal": (sl.dice_focal_loss, sl.focal_loss)}
-    fns = {"optax": (vg(lambda x, y: anchor(x, y).mean()),)}
+    fns = {"optax": (vg(functools.partial(optax_ce, activation=act)),)}
     for name, (compound, pixel) in compounds.items():
         fns[name] = (vg(functools.partial(compound, **kw)),)
         fns[name + " terms"] = (dice, vg(functools.partial(pixel, activation=act)))
