@@ -47,17 +47,17 @@ def evaluate(probs: np.ndarray, masks: np.ndarray, class_names: tuple[str, ...])
     dice = np.asarray(sl.dice_score(pred, masks, num_classes, **kw))
     per_class = {}
     for c, name in enumerate(class_names):
-        entry = {"iou": _num(iou[c]), "dice": _num(dice[c])}
+        entry = {"iou": json_number(iou[c]), "dice": json_number(dice[c])}
         if c > 0:  # shape metrics of the background say little
             entry.update(shape_metrics((pred == c) & valid, masks == c))
         per_class[name] = entry
     absent_fp = [m["absent_fp"] for m in list(per_class.values())[1:] if m["absent_fp"] is not None]
     confusion = sl.confusion_matrix(pred, masks, num_classes, **kw)
     return {
-        "mean_foreground_iou": _num(np.nanmean(iou[1:])),
-        "mean_foreground_dice": _num(np.nanmean(dice[1:])),
-        "ece": _num(sl.calibration_error(jnp.asarray(probs), masks, **kw)),
-        "absent_fp": _num(np.mean(absent_fp)) if absent_fp else None,  # over the classes
+        "mean_foreground_iou": json_number(np.nanmean(iou[1:])),
+        "mean_foreground_dice": json_number(np.nanmean(dice[1:])),
+        "ece": json_number(sl.calibration_error(jnp.asarray(probs), masks, **kw)),
+        "absent_fp": json_number(np.mean(absent_fp)) if absent_fp else None,  # over the classes
         "per_class": per_class,
         "confusion_matrix": np.asarray(confusion).tolist(),
     }
@@ -77,11 +77,11 @@ def shape_metrics(p: np.ndarray, g: np.ndarray) -> dict[str, float | None]:
     if t_prec is not None and t_sens is not None and t_prec + t_sens > 0:
         cldice = 2 * t_prec * t_sens / (t_prec + t_sens)
     return {
-        "hd95": _num(hd95[both].mean()) if both.any() else None,
-        "nsd": _num(nsd[either].mean()) if either.any() else None,
-        "components_error": _num(np.abs(np.subtract(*np.split(np.array(count), 2))).mean()),
+        "hd95": json_number(hd95[both].mean()) if both.any() else None,
+        "nsd": json_number(nsd[either].mean()) if either.any() else None,
+        "components_error": json_number(np.abs(np.subtract(*np.split(np.array(count), 2))).mean()),
         "cldice": cldice,
-        "absent_fp": _num(in_p[~in_g].mean()) if (~in_g).any() else None,
+        "absent_fp": json_number(in_p[~in_g].mean()) if (~in_g).any() else None,
     }
 
 
@@ -107,6 +107,6 @@ def _ratio(a: int, b: int) -> float | None:
     return float(a) / float(b) if b else None
 
 
-def _num(x) -> float | None:
+def json_number(x) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None  # JSON has no NaN

@@ -337,7 +337,7 @@ def run(
         "param_dtype": str(jax.tree.leaves(nnx.state(model, nnx.Param))[0].dtype),
         "steps_run": len(history["step"]),
         **final,
-        "history": {**history, "loss": [_num(x) for x in history["loss"]]},
+        "history": {**history, "loss": [evaluate.json_number(x) for x in history["loss"]]},
         "config": dataclasses.asdict(cfg),
     }
     if jax.process_index() == 0:  # one writer on a shared folder
@@ -346,10 +346,6 @@ def run(
         plot_curves(history, out_dir / "curves.png", title=cfg.loss)
         plot_samples(val[0], val[1], probs.argmax(-1), out_dir / "samples.png", num_classes)
     return metrics, probs
-
-
-def _num(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None  # JSON has no NaN
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
