@@ -15,7 +15,9 @@ import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks
-from segloss_jax._src.metrics import check_labels, counted, float_dtype
+from segloss_jax._src.metrics.counts import check_labels, counted, float_dtype
+
+__all__ = ["inverse_frequency_weights"]
 
 
 def inverse_frequency_weights(
