@@ -19,7 +19,7 @@ import numpy as np
 
 import segloss_jax as sl
 from benchmarks.timing import median_times
-from segloss_jax._src.morphology import erode, opening
+from segloss_jax._src.windows import erode, opening
 
 
 def plain_skeleton(x: jax.Array, spatial_ndim: int, iterations: int) -> jax.Array:

@@ -294,7 +294,7 @@ def test_inverse_frequency_weights_are_class_weights():
 
 
 def test_surface_matches_scipy_erosion():
-    from segloss_jax._src.morphology import contour
+    from segloss_jax._src.windows import contour
 
     rng = np.random.default_rng(9)
     for shape in [(9,), (7, 8), (5, 6, 7)]:

@@ -21,8 +21,8 @@ from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 
 import segloss_jax as sl
-from segloss_jax._src.morphology import erode, opening
 from segloss_jax._src.skeleton import soft_skeleton
+from segloss_jax._src.windows import erode, opening
 
 SPATIAL = {"1d": (11,), "2d": (7, 8), "3d": (5, 6, 4)}
 

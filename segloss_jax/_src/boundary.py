@@ -52,17 +52,12 @@ from jax import lax
 from segloss_jax._src import checks
 from segloss_jax._src.distance import batched_edt
 from segloss_jax._src.inputs import Inputs, prepare
-from segloss_jax._src.morphology import (
-    Sampling,
-    contour,
-    join_sampling,
-    spatial_axes,
-    split_sampling,
-)
 from segloss_jax._src.pixelwise import binary_ce, categorical_ce
 from segloss_jax._src.reduce import kept_units, reduce_pixels, reduce_units, safe_div
 from segloss_jax._src.registry import loss_name, register
+from segloss_jax._src.sampling import Sampling, join_sampling, split_sampling
 from segloss_jax._src.stats import sum_across
+from segloss_jax._src.windows import contour, spatial_axes
 
 _ACTIVATIONS = ("softmax", "sigmoid", None)
 _CE_ACTIVATIONS = ("softmax", "sigmoid")

@@ -38,7 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from segloss_jax._src.morphology import Sampling, check_spatial_ndim, spatial_axes
+from segloss_jax._src.sampling import Sampling, checked_spacing
+from segloss_jax._src.windows import check_spatial_ndim, spatial_axes
 
 
 def distance_transform_edt(mask: jax.Array, *, sampling: Sampling = None) -> jax.Array:
@@ -170,8 +171,8 @@ def batched_edt(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling = Non
     once for the whole batch). Internal: the losses call it.
     """
     masks = jnp.asarray(masks)
-    spacing = _spacing(sampling, masks, spatial_ndim)
-    return _edt(masks, spacing, spatial_ndim)
+    check_spatial_ndim(masks, spatial_ndim, "masks")
+    return _edt(masks, checked_spacing(sampling, masks, spatial_ndim), spatial_ndim)
 
 
 def batched_signed_distance(
@@ -183,8 +184,8 @@ def batched_signed_distance(
     batched transform.
     """
     masks = jnp.asarray(masks)
-    spacing = _spacing(sampling, masks, spatial_ndim)
-    return _signed(masks, spacing, spatial_ndim)
+    check_spatial_ndim(masks, spatial_ndim, "masks")
+    return _signed(masks, checked_spacing(sampling, masks, spatial_ndim), spatial_ndim)
 
 
 # --- kernels -----------------------------------------------------------------------------
@@ -294,31 +295,3 @@ def _check_mask(mask: jax.Array) -> None:
             f"`mask` must have 1 to 3 spatial axes ([W], [H, W] or [D, H, W]); got shape "
             f"{mask.shape} (rank {mask.ndim}). vmap over batch and channel axes."
         )
-
-
-def _result_dtype(mask: jax.Array, sampling: Sampling) -> jnp.dtype:
-    # float64 only on request (x64 on and a float64 input); bf16/f16 masks give float32.
-    wide = mask.dtype == jnp.float64 or getattr(sampling, "dtype", None) == jnp.float64
-    return jnp.dtype(jnp.float64 if wide and jax.config.jax_enable_x64 else jnp.float32)
-
-
-def _spacing(sampling: Sampling, masks: jax.Array, spatial_ndim: int) -> jax.Array:
-    """``sampling`` as a ``[spatial_ndim]`` array of the result dtype, checked at trace time."""
-    check_spatial_ndim(masks, spatial_ndim, "masks")
-    spatial = masks.shape[masks.ndim - spatial_ndim :]
-    dtype = _result_dtype(masks, sampling)
-    if sampling is None:
-        return jnp.ones((spatial_ndim,), dtype)
-    spacing = jnp.asarray(sampling, dtype)
-    if spacing.ndim > 1 or (spacing.ndim == 1 and spacing.shape[0] != spatial_ndim):
-        raise ValueError(
-            f"`sampling` must be a float or a sequence of {spatial_ndim} floats (one per axis "
-            f"of a mask with spatial shape {spatial}); got shape {spacing.shape}."
-        )
-    try:
-        values = np.asarray(sampling, dtype=np.float64)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        values = None  # traced: only the shape can be checked
-    if values is not None and not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"`sampling` must be positive and finite; got {sampling!r}.")
-    return jnp.broadcast_to(spacing, (spatial_ndim,))

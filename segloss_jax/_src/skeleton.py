@@ -12,7 +12,7 @@ opening removes:
    S_k = S_{k-1} + \mathrm{relu}(\delta_k - S_{k-1}\,\delta_k)
 
 for :math:`k = 1 \dots K` (``iterations``), with the erosion, dilation and
-opening of :mod:`segloss_jax._src.morphology` (minimum over the cross,
+opening of :mod:`segloss_jax._src.windows` (minimum over the cross,
 maximum over the :math:`3^d` box, outside the image never wins).
 
 Memory. Plain autodiff of the :math:`K` steps keeps every intermediate array
@@ -36,10 +36,10 @@ from jax import lax
 from segloss_jax._src import checks, reduce
 from segloss_jax._src.engine import RegionOptions, ratio, region_loss, smooth_pair, takes_options
 from segloss_jax._src.inputs import Inputs, class_vector
-from segloss_jax._src.morphology import check_spatial_ndim, erode, opening
 from segloss_jax._src.region import dice_sums, dice_units
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import unit_sums
+from segloss_jax._src.windows import check_spatial_ndim, erode, opening
 
 
 def _peel(x: jax.Array, spatial_ndim: int) -> jax.Array:

@@ -22,13 +22,8 @@ import jax.numpy as jnp
 
 from segloss_jax._src import checks
 from segloss_jax._src.distance import distance_transform_edt
-from segloss_jax._src.morphology import (
-    Sampling,
-    contour,
-    is_float64,
-    join_sampling,
-    split_sampling,
-)
+from segloss_jax._src.sampling import Sampling, join_sampling, sampling_args
+from segloss_jax._src.windows import contour
 
 __all__ = ["average_surface_distance", "hausdorff_distance", "surface_dice"]
 
@@ -47,16 +42,10 @@ def _check_masks(pred_mask: chex.Array, mask: chex.Array) -> tuple[jax.Array, ja
     return pred_mask.astype(bool), mask.astype(bool)
 
 
-def _sampling_args(sampling: Sampling) -> dict:
-    """``sampling`` for :func:`_surface_metric`: float64 distances for float64 spacing."""
-    static, traced = split_sampling(sampling)
-    return {"traced_sampling": traced, "static_sampling": static, "wide": is_float64(sampling)}
-
-
 def _directed_distances(pred_mask, mask, sampling):
     """Surfaces of both masks and, on each, the distance to the other's surface.
 
-    A surface is :func:`~segloss_jax._src.morphology.contour` with the image
+    A surface is :func:`~segloss_jax._src.windows.contour` with the image
     border outside the mask: ``m & ~scipy.ndimage.binary_erosion(m)``.
     """
     surf_p, surf_g = (contour(m, m.ndim, border_outside=True) for m in (pred_mask, mask))
@@ -212,7 +201,7 @@ def hausdorff_distance(
     checks.check_in_range("percentile", percentile, 0.0, 100.0)
     use_max = isinstance(percentile, numbers.Real) and percentile == 100
     return _surface_metric(pred_mask, mask, jnp.asarray(percentile, jnp.float32),
-                           use_max=use_max, symmetric=None, **_sampling_args(sampling))
+                           use_max=use_max, symmetric=None, **sampling_args(sampling))
 
 
 def average_surface_distance(
@@ -269,7 +258,7 @@ def average_surface_distance(
     """
     pred_mask, mask = _check_masks(pred_mask, mask)
     return _surface_metric(pred_mask, mask, None, use_max=False, symmetric=bool(symmetric),
-                           **_sampling_args(sampling))
+                           **sampling_args(sampling))
 
 
 
@@ -370,4 +359,4 @@ def surface_dice(
     """
     pred_mask, mask = _check_masks(pred_mask, mask)
     checks.check_nonnegative("tolerance", tolerance)
-    return _surface_dice(pred_mask, mask, tolerance, **_sampling_args(sampling))
+    return _surface_dice(pred_mask, mask, tolerance, **sampling_args(sampling))

@@ -1,8 +1,10 @@
-r"""Neighbourhoods on the pixel grid, and the voxel spacing (``sampling``) option.
+r"""Windowed operations on the pixel grid.
 
-Arrays are ``[..., *spatial]``: the last ``spatial_ndim`` axes (1 to 3) are the
-image, the leading ones a batch. Everything here is pure JAX with static
-shapes (``lax.reduce_window``), so it runs under ``jit`` and ``vmap``.
+The one home of windowed operations: min/max pooling over the face (cross)
+and cube (``3^d`` box) neighbourhoods, and separable linear filters as they
+come. Arrays are ``[..., *spatial]``: the last ``spatial_ndim`` axes (1 to 3)
+are the image, the leading ones a batch. Everything here is pure JAX with
+static shapes (``lax.reduce_window``), so it runs under ``jit`` and ``vmap``.
 
 * :func:`contour`: the mask elements with a face neighbour outside the mask
   (4-connectivity in 2D, 6 in 3D). What lies beyond the image border is
@@ -14,23 +16,14 @@ shapes (``lax.reduce_window``), so it runs under ``jit`` and ``vmap``.
   minimum over the cross (plus-shaped) neighbourhood, dilation the maximum over
   the full ``3^d`` box; positions outside the image never win the minimum or
   maximum. They are differentiable (through ``reduce_window``'s gradient).
-* :func:`split_sampling`, :func:`join_sampling`: the one rule for passing
-  ``sampling`` into a compiled stage: known host values (Python and NumPy
-  numbers) stay static, so the distance transform checks them at trace time;
-  JAX arrays are traced, so a new spacing does not recompile.
 """
 
 from __future__ import annotations
-
-import numbers
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-
-Sampling = float | Sequence[float] | jax.Array | None
 
 
 def spatial_axes(ndim: int, spatial_ndim: int) -> tuple[int, ...]:
@@ -145,44 +138,3 @@ def contour(
     eroded = _cross_min(inside, spatial_ndim, outside=False if border_outside else None)
     edge = masks & ~eroded
     return edge if valid is None else edge & valid
-
-
-# --- sampling ----------------------------------------------------------------------------
-
-
-def _is_host_number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
-
-
-def split_sampling(sampling: Sampling) -> tuple[Sampling, Sampling]:
-    """``(static, traced)`` parts of ``sampling``, exactly one of them not ``None``
-    (unless ``sampling`` is).
-
-    Host values (a Python or NumPy number, a sequence of them, a NumPy array of at
-    most one axis) become static Python floats: hashable, and checked by value
-    when the transform is traced. Anything else (JAX arrays, sequences holding
-    them) is traced. Rejoin the parts with :func:`join_sampling`.
-    """
-    if isinstance(sampling, (np.ndarray, np.generic)) and np.ndim(sampling) <= 1:
-        sampling = np.asarray(sampling).tolist()
-    if sampling is None:
-        return None, None
-    if _is_host_number(sampling):
-        return float(sampling), None
-    if isinstance(sampling, (tuple, list)) and all(map(_is_host_number, sampling)):
-        return tuple(float(x) for x in sampling), None
-    return None, sampling
-
-
-def join_sampling(static: Sampling, traced: Sampling, wide: bool = False) -> Sampling:
-    """The spacing from its two parts; as a float64 array when ``wide`` (for float64 maps)."""
-    sampling = static if traced is None else traced
-    if wide:
-        return jnp.asarray(1.0 if sampling is None else sampling, jnp.float64)
-    return sampling
-
-
-def is_float64(sampling: Sampling) -> bool:
-    """Whether ``sampling`` asks for float64 distances (a float64 array, x64 enabled)."""
-    dtype = getattr(sampling, "dtype", None)
-    return bool(jax.config.jax_enable_x64) and dtype == jnp.float64

@@ -1,4 +1,4 @@
-"""Tests for the neighbourhood and sampling helpers of ``segloss_jax._src.morphology``.
+"""Tests for the windowed operations of ``segloss_jax._src.windows``.
 
 Grey-level erosion and dilation are checked against the float64 ``scipy.ndimage``
 references of ``reference.py``: erosion is ``grey_erosion`` with the cross
@@ -19,17 +19,7 @@ import reference as ref
 import scipy.ndimage as ndi
 from jax.test_util import check_grads
 
-from segloss_jax._src import morphology
-from segloss_jax._src.morphology import (
-    contour,
-    dilate,
-    erode,
-    is_float64,
-    join_sampling,
-    opening,
-    spatial_axes,
-    split_sampling,
-)
+from segloss_jax._src.windows import contour, dilate, erode, opening, spatial_axes
 
 SHAPES = [(9,), (7, 8), (5, 6, 4)]
 IDS = ["1d", "2d", "3d"]
@@ -188,44 +178,3 @@ def test_contour_matches_scipy_erosion(shape):
         lambda g: ~ndi.binary_erosion(g, cross, border_value=1), grown, nd)
     np.testing.assert_array_equal(
         contour(masks, nd, valid=valid, border_outside=False), expected)
-
-
-# -------------------------------------------------------------------------------- sampling
-
-
-def test_split_sampling_host_values_static_arrays_traced():
-    traced = jnp.array([1.0, 2.0])
-    mixed = [jnp.float32(1.0), 2.0]
-    cases = [
-        (None, (None, None)),
-        (2, (2.0, None)),
-        (0.5, (0.5, None)),
-        (np.float32(0.5), (0.5, None)),
-        ((1, 2.5), ((1.0, 2.5), None)),
-        ([1.0, np.float64(2.0)], ((1.0, 2.0), None)),
-        (np.array([1.0, 2.0]), ((1.0, 2.0), None)),
-        (np.array(3.0), (3.0, None)),
-    ]
-    for sampling, expected in cases:
-        static, dynamic = split_sampling(sampling)
-        assert (static, dynamic) == expected, sampling
-        assert all(isinstance(s, float) for s in np.atleast_1d(static or ()))
-        hash(static)  # a static jit argument
-    assert split_sampling(traced)[0] is None and split_sampling(traced)[1] is traced
-    assert split_sampling(mixed) == (None, mixed)
-
-
-def test_join_sampling_and_float64():
-    assert join_sampling((1.0, 2.0), None) == (1.0, 2.0)
-    traced = jnp.array([0.5, 1.0])
-    assert join_sampling(None, traced) is traced
-    assert join_sampling(None, None) is None
-    with jax.enable_x64(True):
-        wide = join_sampling(None, None, wide=True)
-        assert wide.dtype == jnp.float64 and float(wide) == 1.0
-        assert join_sampling((1.0, 2.0), None, wide=True).dtype == jnp.float64
-        assert is_float64(np.array([1.0, 2.0]))
-        assert is_float64(jnp.array([1.0, 2.0], jnp.float64))
-        assert not is_float64((1.0, 2.0)) and not is_float64(np.float32(1.0))
-    assert not is_float64(np.array([1.0, 2.0]))  # x64 off: no float64 anywhere
-    assert morphology.Sampling is not None
