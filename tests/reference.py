@@ -794,11 +794,17 @@ def structural_error(p, g, valid, window_size=3, sigma=1.5, c4=0.01):
 
 def structural_similarity_loss(p, g, valid, activation, beta=0.1, window_size=3, sigma=1.5,
                                class_weights=1.0):
-    """Zhao et al.'s SSL: ``Σ e f ℓ_ce / Σ f`` with ``f = 1{e > β max e}`` over valid
-    positions; ``ℓ_ce = −g log p`` (softmax) or the binary cross-entropy. Returns
-    ``(loss, e·f·w, M)``: the loss, the weight of each ``ℓ_ce`` and the hard count."""
+    """Zhao et al.'s SSL: ``Σ e f ℓ_ce / Σ f`` with ``f = 1{(n, c) ∈ P, e > β max_P e}``;
+    ``ℓ_ce = −g log p`` (softmax) or the binary cross-entropy. ``P``, the positions whose
+    ``ℓ_ce`` can be non-zero: the valid (pixel, class) pairs, under softmax only those with
+    ``g ≠ 0``. Returns ``(loss, e·f·w, M)``: the loss, the weight of each ``ℓ_ce`` and the
+    hard count."""
     e = structural_error(p, g, valid, window_size, sigma)
-    f = (e > beta * e.max()) & np.asarray(valid, bool)[..., None]
+    positions = np.broadcast_to(np.asarray(valid, bool)[..., None], e.shape)
+    if activation == "softmax":
+        positions = positions & (g != 0)
+    e_max = e[positions].max() if positions.any() else 0.0
+    f = positions & (e > beta * e_max)
     with np.errstate(divide="ignore", invalid="ignore"):
         ce = -g * np.log(p) if activation == "softmax" else bce(p, g)
     weight = np.where(f, e * class_weights, 0.0)

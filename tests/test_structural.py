@@ -179,6 +179,66 @@ def test_structural_similarity_axis_name_takes_the_global_maximum():
     np.testing.assert_allclose(got, np.full(4, expected), rtol=1e-10)
 
 
+@pytest.mark.parametrize("activation,c", ACTIVATIONS)
+def test_structural_similarity_beta_zero_keeps_every_nonzero_error(activation, c):
+    """``beta = 0``: the mean of ``e·ℓ_ce`` over the positions with ``e > 0``; under
+    softmax the positions are the target class of each valid pixel."""
+    shape = (2, 7, 6)
+    x, labels, p, g = case(21, shape, c, activation=activation)
+    valid = np.random.default_rng(22).random(shape) > 0.2
+    e = ref.structural_error(p, g, valid)
+    if activation == "softmax":
+        term, positions = -np.log(p), (g == 1) & valid[..., None]
+    else:
+        term, positions = ref.bce(p, g), np.broadcast_to(valid[..., None], e.shape)
+    hard = positions & (e > 0)
+    assert hard.sum() > positions.sum() // 2  # most positions have an error
+    expected = (e * term)[hard].sum() / hard.sum()
+    got = f64(sl.structural_similarity_loss, x, labels, where=valid, activation=activation,
+              beta=0.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("activation,c", ACTIVATIONS)
+def test_structural_similarity_beta_near_one_keeps_the_worst_position(activation, c):
+    shape = (2, 7, 6)
+    x, labels, p, g = case(24, shape, c, activation=activation)
+    e = ref.structural_error(p, g, np.ones(shape, bool))
+    if activation == "softmax":  # the worst among the target classes, where the term
+        assert g[np.unravel_index(np.argmax(e), e.shape)] == 0  # is not 0 for every p
+        term, e = -np.log(p), np.where(g == 1, e, 0.0)
+    else:
+        term = ref.bce(p, g)
+    worst = np.unravel_index(np.argmax(e), e.shape)
+    beta = 1 - 1e-9
+    assert np.sum(e > beta * e[worst]) == 1  # one worst position
+    kwargs = {"activation": activation, "beta": beta}
+    none = f64(sl.structural_similarity_loss, x, labels, reduction="none", **kwargs)
+    expected = np.zeros(e.shape)
+    expected[worst] = e[worst] * term[worst]
+    np.testing.assert_allclose(none, expected, rtol=1e-10, atol=0)
+    mean = f64(sl.structural_similarity_loss, x, labels, **kwargs)
+    np.testing.assert_allclose(mean, e[worst] * term[worst], rtol=1e-10)  # M = 1
+    assert mean > 0
+
+
+@pytest.mark.parametrize("c", [2, 4])
+def test_structural_similarity_softmax_counts_the_target_classes(c):
+    """Under softmax ``M`` counts one position per valid pixel (its target class), not
+    one per channel: with every error non-zero, ``M`` is the number of valid pixels and
+    the loss is ``C`` times the mean over every (pixel, class) pair."""
+    shape = (2, 7, 6)
+    x, labels, p, g = case(24 + c, shape, c)
+    e = ref.structural_error(p, g, np.ones(shape, bool))
+    assert np.all(e > 0)
+    terms = np.where(g == 1, e * -np.log(p), 0.0)  # the other channels' terms are 0
+    expected = terms.sum() / np.prod(shape)
+    got = f64(sl.structural_similarity_loss, x, labels, beta=0.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    per_channel_count = terms.sum() / e.size
+    np.testing.assert_allclose(got / per_channel_count, c, rtol=1e-12)
+
+
 # --------------------------------------------------------------------------- properties
 
 
@@ -252,8 +312,9 @@ def test_traced_sigma_is_a_type_error():
         jax.jit(lambda s: sl.ssim_loss(jnp.asarray(x), jnp.asarray(labels), sigma=s))(1.5)
 
 
-@pytest.mark.parametrize("beta", [0.0, -0.1, 1.5])
+@pytest.mark.parametrize("beta", [-0.1, 1.0, 1.5])
 def test_bad_beta(beta):
     x, labels, _, _ = case(20)
-    with pytest.raises(ValueError, match=r"`beta` must lie in \(0.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"`beta` must lie in \[0.0, 1.0\) \(at 1 no error "
+                                         r"exceeds .*no position would be selected"):
         sl.structural_similarity_loss(jnp.asarray(x), jnp.asarray(labels), beta=beta)

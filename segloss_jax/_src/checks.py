@@ -203,11 +203,13 @@ def check_distance_map(name: str, value: Any, shape: tuple[int, ...]) -> None:
             f"as `target_distance_map` returns it), got shape {_shape(value)}.")
 
 
-def check_in_half_open(name: str, value: Any, low: float, high: float) -> None:
-    """Rejects a hyperparameter outside ``(low, high]`` when known at trace time."""
+def check_in_half_open(name: str, value: Any, low: float, high: float, why: str = "") -> None:
+    """Rejects a hyperparameter outside ``[low, high)`` when known at trace time; ``why``
+    (after the interval in the message) says why ``high`` itself is refused."""
     concrete = _concrete(value)
-    if concrete is not None and (np.any(concrete <= low) or np.any(concrete > high)):
-        raise ValueError(f"`{name}` must lie in ({low}, {high}], got {value!r}.")
+    if concrete is not None and (np.any(concrete < low) or np.any(concrete >= high)):
+        sep = " " if why else ""
+        raise ValueError(f"`{name}` must lie in [{low}, {high}){sep}{why}, got {value!r}.")
 
 
 def _concrete(value: Any) -> np.ndarray | None:

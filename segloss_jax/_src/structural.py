@@ -32,6 +32,8 @@ from segloss_jax._src.reduce import reduce_pixels, safe_div
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import max_across, sum_across
 
+__all__ = ["ssim_loss", "structural_similarity_loss"]
+
 
 def gaussian_taps(window_size: int, sigma: float) -> np.ndarray:
     """The sampled Gaussian ``exp(-(k - r)² / 2σ²)``, ``k = 0 … window_size - 1``,
@@ -205,8 +207,10 @@ def structural_similarity_loss(
     r"""Correlation maximized structural similarity loss (SSL) of Zhao et al. 2019.
 
     Cross-entropy restricted to the positions whose local structure disagrees most
-    with the target's, weighted by that disagreement. For pixel :math:`n` and
-    class :math:`c` (equations numbered here in their order; see Sources):
+    with the target's, weighted by that disagreement. A position is a pair of pixel
+    :math:`n` and class :math:`c` whose cross-entropy term can be non-zero (see
+    :math:`P` below); for these (equations numbered here in their order; see
+    Sources):
 
     .. math::
 
@@ -214,7 +218,8 @@ def structural_similarity_loss(
                  - \frac{\hat y_{n,c} - \mu_{\hat y_{n,c}} + C_4}
                         {\sigma_{\hat y_{n,c}} + C_4} \right| \qquad (1)
 
-       f_{n,c} = \mathbb{1}\{ e_{n,c} > \beta\, e_{\max} \} \qquad (2)
+       f_{n,c} = \mathbb{1}\{ (n, c) \in P,\ e_{n,c} > \beta\, e_{\max} \},
+       \qquad e_{\max} = \max_{(n, c) \in P} e_{n,c} \qquad (2)
 
        \ell_{ssl}(y_{n,c}, \hat y_{n,c}) = e_{n,c}\, f_{n,c}\,
            \ell_{ce}(y_{n,c}, \hat y_{n,c}) \qquad (3)
@@ -228,19 +233,38 @@ def structural_similarity_loss(
     deviation (:math:`\sigma^2 = w * x^2 - \mu^2`) over the window :math:`w`
     around :math:`n` (a sampled Gaussian of ``window_size`` taps per axis,
     standard deviation ``sigma``, normalised, reflect padding, as
-    :func:`ssim_loss`); :math:`C_4 = 0.01`; :math:`e_{\max}` the largest
-    :math:`e` over the valid positions and classes of the (global, with
-    ``axis_name``) batch. :math:`e` is the distance between the two maps after
-    each is standardised locally: it is small where the local correlation of
-    prediction and target is high, so :math:`f` keeps the positions that break
-    it (with ``beta = 0.1``, those within 90 % of the worst). :math:`\ell_{ce}`
-    is the class term of the cross-entropy, :math:`-g_c \log p_c` with softmax,
-    the binary cross-entropy :math:`-g\log p - (1-g)\log(1-p)` with sigmoid (or
-    probabilities). :math:`e` and :math:`f` are weight coefficients and carry no
-    gradient (the paper's cross-entropy weights): the gradient is
-    :math:`e f \nabla\ell_{ce} / M` (a custom VJP, so reverse mode only; its backward
-    pass still reads :math:`e` as a function of the logits, so Hessian-vector
-    products see it change).
+    :func:`ssim_loss`); :math:`C_4 = 0.01`. :math:`e` is the distance between the
+    two maps after each is standardised locally: it is small where the local
+    correlation of prediction and target is high, so :math:`f` keeps the
+    positions that break it: those whose error exceeds the fraction :math:`\beta`
+    of the worst, :math:`e_{\max}` (with ``beta = 0.1``, every position above
+    10 % of it). :math:`\ell_{ce}` is the class term of the cross-entropy,
+    :math:`-g_c \log p_c` with softmax, the binary cross-entropy
+    :math:`-g\log p - (1-g)\log(1-p)` with sigmoid (or probabilities). :math:`e`
+    and :math:`f` are weight coefficients and carry no gradient (the paper's
+    cross-entropy weights): the gradient is :math:`e f \nabla\ell_{ce} / M` (a
+    custom VJP, so reverse mode only; its backward pass still reads :math:`e` as a
+    function of the logits, so Hessian-vector products see it change).
+
+    The positions :math:`P`. With sigmoid (or probabilities) every valid pixel
+    and class: the binary cross-entropy of each can be non-zero. With softmax
+    the term :math:`-g_c \log p_c` is 0 for every prediction where
+    :math:`g_{n,c} = 0`, so :math:`P` holds the valid :math:`(n, c)` with
+    :math:`g_{n,c} \ne 0`: with integer labels, the target class of each valid
+    pixel. :math:`e_{\max}`, the selection and the count :math:`M` all run over
+    :math:`P` (over the global batch with ``axis_name``), so :math:`M` counts
+    exactly the selected terms and a :math:`\beta` near 1 keeps the worst term
+    that can be non-zero. Under softmax with :math:`C` classes, a count over
+    every channel would divide by about :math:`C` times as many positions: this
+    loss is about :math:`C` times that one.
+
+    The selection is strict, :math:`e > \beta e_{\max}`: a position with
+    :math:`e = 0` has weight 0 and adds nothing to the sum, so it never counts in
+    :math:`M` (with :math:`\ge`, ``beta = 0`` would count them and dilute the
+    mean, and a perfect prediction would select every position). Hence
+    :math:`\beta \in [0, 1)`: ``beta = 0`` keeps every position with a non-zero
+    error; ``beta = 1`` would select nothing (no error exceeds :math:`e_{\max}`)
+    and is refused.
 
     Sources: the paper's own text (arXiv 1910.08711) could not be consulted when
     this was written; the equations follow the transcription in Jadon's survey (its
@@ -252,16 +276,16 @@ def structural_similarity_loss(
     deviation) says. The paper's window is not given there either: it is a
     keyword, 3 taps with ``sigma = 1.5`` by default.
 
-    ``reduction="mean"`` divides by :math:`M` (0 when no position is hard, e.g. a
-    perfect prediction); class weights scale the terms, not :math:`M`. Excluded
-    pixels are set to 0 in both maps before the windows and are neither hard
-    positions nor terms.
+    ``reduction="mean"`` divides by :math:`M` (0 when no position is hard, i.e.
+    every error is 0, as for a perfect prediction); class weights scale the terms,
+    not :math:`M`. Excluded pixels are set to 0 in both maps before the windows
+    and are not positions.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      beta: :math:`\beta \in (0, 1]`, the fraction of :math:`e_{\max}` above which a
-        position is hard.
+      beta: :math:`\beta \in [0, 1)`, the fraction of :math:`e_{\max}` above which a
+        position is hard (known at trace time to be checked).
       window_size: odd number of window taps per axis (``>= 1``).
       sigma: standard deviation of the Gaussian window (a Python number).
       activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``.
@@ -282,7 +306,7 @@ def structural_similarity_loss(
       >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5], [-1.0, 1.0]]])
       >>> labels = jnp.array([[0, 1, 1, 1]])
       >>> print(f"{sl.structural_similarity_loss(logits, labels):.4f}")
-      0.4497
+      0.7495
 
     References:
       Zhao, Wu, Chu, Hu & Cai, "Correlation maximized structural similarity loss
@@ -293,7 +317,9 @@ def structural_similarity_loss(
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, fused=True)
     checks.check_choice("reduction", reduction, checks.REDUCTIONS)
-    checks.check_in_half_open("beta", beta, 0.0, 1.0)
+    checks.check_in_half_open(
+        "beta", beta, 0.0, 1.0, why="(at 1 no error exceeds β·e_max = e_max, so no position "
+        "would be selected and the loss would be 0 with zero gradient)")
     taps = _check_window(inp, window_size, sigma)
     y_hat, y = _masked_maps(inp)
     c = inp.num_classes
@@ -302,14 +328,16 @@ def structural_similarity_loss(
     c4 = 0.01
     e = jnp.abs((y - mu + c4) / (_safe_sqrt(sq - mu**2) + c4)
                 - (y_hat - mu_hat + c4) / (_safe_sqrt(sq_hat - mu_hat**2) + c4))  # (1)
-    keep = jnp.broadcast_to(inp.valid[..., None], e.shape)
-    e = jnp.where(keep, e, 0)
-    e_max = max_across(jnp.max(lax.stop_gradient(e)), axis_name)  # a threshold only
-    f = keep & (e > beta * e_max)  # (2)
+    positions = inp.valid[..., None]  # P: the terms that can be non-zero
     if inp.activation == "softmax":
+        positions = positions & (inp.target != 0)  # −g_c log p_c is 0 wherever g_c = 0
         ce = -inp.target * inp.log_probs
     else:
         ce = binary_ce(inp)
+    positions = jnp.broadcast_to(positions, e.shape)
+    e = jnp.where(positions, e, 0)  # e ≥ 0: the maximum over P
+    e_max = max_across(jnp.max(lax.stop_gradient(e)), axis_name)  # a threshold only
+    f = positions & (e > beta * e_max)  # (2)
     terms = _weighted(jnp.where(f, e, 0), ce) * inp.per_class(class_weights)  # (3)
     terms = jnp.where(f, terms, 0)
     if reduction == "none":
