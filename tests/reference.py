@@ -242,7 +242,7 @@ REGION_LOSSES = (
 def region_loss(name, logits, labels, *, xp=np, activation="softmax", smooth=1e-5,
                 per_image=False, include_background=True, classes="all", class_weights=None,
                 ignore_index=None, where=None, reduction="mean", squared=False, log=False,
-                alpha=None, beta=None, gamma=0.75, r=0.05, weight="square"):
+                alpha=None, beta=None, gamma=0.75, r=0.05, weighting="square"):
     """The region loss ``name`` (one of :data:`REGION_LOSSES`), reduced as the library does.
 
     Per unit, from the soft counts ``tp, fp, fn`` and the smoothing ``s = (s_num, s_den)``:
@@ -274,7 +274,7 @@ def region_loss(name, logits, labels, *, xp=np, activation="softmax", smooth=1e-
     if name == "generalized_dice_loss":
         raw = {"square": 1 / np.where(sum_g_np > 0, sum_g_np, np.nan) ** 2,
                "simple": 1 / np.where(sum_g_np > 0, sum_g_np, np.nan),
-               "uniform": np.ones_like(sum_g_np)}[weight]
+               "uniform": np.ones_like(sum_g_np)}[weighting]
         present = np.isfinite(raw) & keep
         largest = np.where(present, raw, 0.0).max(-1, keepdims=True)
         w = np.where(keep, np.where(present, raw, largest), 0.0)
@@ -874,10 +874,11 @@ def generalized_wasserstein_dice_loss(logits, labels, distance_matrix, *, weight
     return {"none": losses, "sum": losses.sum(), "mean": losses.mean()}[reduction]
 
 
-def unified_focal_loss(logits, labels, *, activation="softmax", weight=0.5, delta=0.6,
+def unified_focal_loss(logits, labels, *, activation="softmax", lambda_focal=0.5,
+                       lambda_focal_tversky=0.5, delta=0.6,
                        gamma=0.5, smooth=1e-5, per_image=False, include_background=True,
                        classes="all", class_weights=None, ignore_index=None, where=None):
-    """Asymmetric unified focal loss (Yeung et al., CMIG 2022), ``w·L_maF + (1 − w)·L_maFT``:
+    """Asymmetric unified focal loss (Yeung et al., CMIG 2022), ``λ_F·L_maF + λ_FT·L_maFT``:
     ``L_maF`` the mean over valid pixels of ``−(1−δ)(1 − p_0)^γ g_0 log p_0 − Σ_{c≥1} δ g_c
     log p_c``; ``L_maFT`` the region mean over units of ``1 − mTI_0`` (background) and
     ``(1 − mTI_c)^{1−γ}``, ``mTI = (tp + s)/(tp + δ fn + (1 − δ) fp + s)``. ``C == 1``: the
@@ -901,7 +902,7 @@ def unified_focal_loss(logits, labels, *, activation="softmax", weight=0.5, delt
     units[..., 0] = 1 - mti[..., 0]
     keep = kept_units(unit_sum(g, valid, per_image), include_background, classes)
     tversky = reduce_units(units, keep, "mean", w)
-    return weight * focal + (1 - weight) * tversky
+    return lambda_focal * focal + lambda_focal_tversky * tversky
 
 
 # --------------------------------------------------------------------------------------
@@ -994,12 +995,14 @@ def soft_skeleton(x, spatial_ndim, iterations):
 
 def cldice_loss(logits, labels, *, activation="softmax", iterations=3, smooth=(1.0, 1.0),
                 per_image=False, include_background=True, classes="all", class_weights=None,
-                ignore_index=None, where=None, reduction="mean", alpha=None):
+                ignore_index=None, where=None, reduction="mean", lambda_dice=None,
+                lambda_cldice=1.0):
     """Soft clDice per unit (Shit et al. 2021): ``T_prec = (Σ S_p g + s_num)/(Σ S_p + s_den)``,
     ``T_sens = (Σ S_g p + s_num)/(Σ S_g + s_den)``, loss ``1 − 2 T_prec T_sens/(T_prec +
     T_sens)`` (1 when both are 0), ``S`` the :func:`soft_skeleton` of each image and class,
     excluded pixels set to 0 in ``p`` and ``g`` first; reduced as every region loss.
-    With ``alpha``: ``(1 − α)·Dice + α·clDice``, the Dice loss with the same smooths."""
+    With ``lambda_dice``: ``λ_dice·Dice + λ_clDice·clDice``, the Dice loss with the same
+    smooths."""
     logits = np.asarray(logits, np.float64)
     num_classes, spatial_ndim = logits.shape[-1], logits.ndim - 2
     valid = valid_mask(labels, logits.shape[:-1], where, ignore_index)
@@ -1017,10 +1020,10 @@ def cldice_loss(logits, labels, *, activation="softmax", iterations=3, smooth=(1
     loss = 1 - np.where(both > 0, 2 * t_prec * t_sens / np.where(both > 0, both, 1.0), 0.0)
     keep = kept_units(unit_sum(g, valid, per_image), include_background, classes)
     cl = reduce_units(loss, keep, reduction, class_weights)
-    if alpha is None:
+    if lambda_dice is None:
         return cl
     dice = region_loss("dice_loss", logits, labels, activation=activation, smooth=s,
                        per_image=per_image, include_background=include_background,
                        classes=classes, class_weights=class_weights, ignore_index=ignore_index,
                        where=where, reduction=reduction)
-    return (1 - alpha) * dice + alpha * cl
+    return lambda_dice * dice + lambda_cldice * cl

@@ -97,9 +97,10 @@ def test_dice_focal_matches_reference_and_reduces_to_dice_ce():
 def test_combo_matches_reference(act):
     x, y, p, g = inputs(act, seed=5)
     valid = mask(seed=6)
-    alpha, beta = 0.3, 0.8
+    alpha, beta = 0.3, 0.8  # the paper's α: lambda_ce = α, lambda_dice = 1 − α
     with jax.enable_x64(True):
-        got = sl.combo_loss(jnp.asarray(x), jnp.asarray(y), alpha=alpha, beta=beta,
+        got = sl.combo_loss(jnp.asarray(x), jnp.asarray(y), lambda_ce=alpha,
+                            lambda_dice=1 - alpha, beta=beta,
                             activation=act, where=jnp.asarray(valid))
     c = p.shape[-1]
     mbce = -(beta * g * np.log(p) + (1 - beta) * (1 - g) * np.log(1 - p))
@@ -113,11 +114,12 @@ def test_combo_beta_weighs_false_negatives():
     # A false negative (and a true negative), then a false positive (and a true positive).
     labels = jnp.array([[1, 0]])
     with_fn, with_fp = jnp.full((1, 2, 1), -2.0), jnp.full((1, 2, 1), 2.0)
-    f = functools.partial(sl.combo_loss, labels=labels, activation="sigmoid", alpha=1.0)
+    f = functools.partial(sl.combo_loss, labels=labels, activation="sigmoid", lambda_ce=1.0,
+                          lambda_dice=0.0)
     assert f(with_fn, beta=0.9) > f(with_fn, beta=0.1)
     assert f(with_fp, beta=0.9) < f(with_fp, beta=0.1)
-    with pytest.raises(ValueError, match="alpha"):
-        f(with_fn, alpha=1.5)
+    with pytest.raises(ValueError, match="lambda_ce"):
+        f(with_fn, lambda_ce=-0.5)
     with pytest.raises(ValueError, match="beta"):
         f(with_fn, beta=-0.1)
 
@@ -224,7 +226,9 @@ def test_fused_compound_is_one_custom_vjp():
 
 @pytest.mark.parametrize("name,kw", [("dice_ce_loss", "lambda_ce"), ("dice_focal_loss",
                                                                      "lambda_focal"),
-                                     ("exp_log_loss", "w_dice")])
+                                     ("exp_log_loss", "lambda_dice"),
+                                     ("combo_loss", "lambda_dice"),
+                                     ("unified_focal_loss", "lambda_focal_tversky")])
 def test_negative_term_weights_rejected(name, kw):
     x, y, _, _ = inputs("softmax")
     with pytest.raises(ValueError, match=kw):

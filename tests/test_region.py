@@ -37,7 +37,7 @@ def hyper_kwargs(name):
         "tversky_loss": {"alpha": 0.4, "beta": 0.9},
         "focal_tversky_loss": {"alpha": 0.4, "beta": 0.9, "gamma": 1.5},
         "sensitivity_specificity_loss": {"r": 0.3},
-        "generalized_dice_loss": {"weight": "simple"},
+        "generalized_dice_loss": {"weighting": "simple"},
     }.get(name, {})
 
 
@@ -145,9 +145,9 @@ def test_dice_options_and_dense_labels():
                 np.testing.assert_allclose(
                     call("dice_loss", logits, labels, **kwargs),
                     ref.region_loss("dice_loss", logits, labels, **kwargs), rtol=1e-10)
-        for weight in ("square", "simple", "uniform"):
+        for weighting in ("square", "simple", "uniform"):
             for per_image in (False, True):
-                kwargs = {"weight": weight, "per_image": per_image, "reduction": "none"}
+                kwargs = {"weighting": weighting, "per_image": per_image, "reduction": "none"}
                 np.testing.assert_allclose(
                     call("generalized_dice_loss", logits, labels, **kwargs),
                     ref.region_loss("generalized_dice_loss", logits, labels, **kwargs), rtol=1e-10)

@@ -209,12 +209,13 @@ def test_gwdl_distances_decide_the_cost_of_a_mistake():
 
 UFL_CONFIGS = [
     {},
-    {"weight": 0.2, "delta": 0.7, "gamma": 0.2, "per_image": True},
+    {"lambda_focal": 0.2, "lambda_focal_tversky": 0.8, "delta": 0.7, "gamma": 0.2,
+     "per_image": True},
     {"include_background": False, "smooth": (0.5, 1e-3)},
     {"classes": "present", "per_image": True, "gamma": 1.0},
     {"class_weights": np.array([0.2, 1.0, 3.0]), "per_image": True, "gamma": 0.0},
-    {"ignore_index": 2, "delta": 0.0, "weight": 1.0},
-    {"where": "mask", "delta": 1.0, "weight": 0.0},
+    {"ignore_index": 2, "delta": 0.0, "lambda_focal": 1.0, "lambda_focal_tversky": 0.0},
+    {"where": "mask", "delta": 1.0, "lambda_focal": 0.0, "lambda_focal_tversky": 1.0},
 ]
 
 
@@ -386,10 +387,12 @@ def test_gwdl_bad_input():
 def test_mcc_and_unified_focal_bad_input():
     logits, labels = make_case(12)
     x = jnp.asarray(logits, jnp.float32)
-    for name, value in (("weight", 1.5), ("weight", -0.1), ("delta", 1.2), ("delta", -0.5),
-                        ("gamma", -0.5), ("gamma", 1.5)):
+    for name, value in (("delta", 1.2), ("delta", -0.5), ("gamma", -0.5), ("gamma", 1.5)):
         with pytest.raises(ValueError, match=f"`{name}` must lie in"):
             sl.unified_focal_loss(x, labels, **{name: value})
+    for name in ("lambda_focal", "lambda_focal_tversky"):
+        with pytest.raises(ValueError, match=f"`{name}` must be non-negative"):
+            sl.unified_focal_loss(x, labels, **{name: -0.1})
     with pytest.raises(ValueError, match="C == 1"):
         sl.unified_focal_loss(x, labels, activation="sigmoid")
     with pytest.raises(ValueError, match="class_weights"):

@@ -107,7 +107,8 @@ def test_soft_skeleton_properties(seed, iterations, spatial_ndim):
 @pytest.mark.parametrize("name", ["cldice_loss", "dice_cldice_loss"])
 def test_value_matches_reference(name, act, c, spatial):
     logits, labels = _case(spatial, c)
-    hyper = {"alpha": 0.3} if name == "dice_cldice_loss" else {}
+    hyper = ({"lambda_dice": 0.7, "lambda_cldice": 0.3} if name == "dice_cldice_loss"
+             else {})
     with jax.enable_x64(True):
         got = getattr(sl, name)(jnp.asarray(logits), jnp.asarray(labels), activation=act,
                                 iterations=2, **hyper)
@@ -135,7 +136,8 @@ def test_keywords_match_reference(name, kwargs):
     kwargs = dict(kwargs)
     if kwargs.get("where") == "mask":
         kwargs["where"] = np.random.default_rng(4).random(labels.shape) > 0.3
-    hyper = {"alpha": 0.6} if name == "dice_cldice_loss" else {}
+    hyper = ({"lambda_dice": 0.4, "lambda_cldice": 0.6} if name == "dice_cldice_loss"
+             else {})
     with jax.enable_x64(True):
         got = getattr(sl, name)(jnp.asarray(logits), jnp.asarray(labels), **kwargs, **hyper)
         expected = ref.cldice_loss(logits, labels, **kwargs, **hyper)
@@ -147,9 +149,9 @@ def test_dice_cldice_ends_are_its_terms():
     logits, labels = _case((6, 7), 3, seed=5)
     x, y = jnp.asarray(logits, jnp.float32), jnp.asarray(labels)
     kw = {"per_image": True, "ignore_index": 2}
-    np.testing.assert_allclose(sl.dice_cldice_loss(x, y, alpha=0.0, **kw),
+    np.testing.assert_allclose(sl.dice_cldice_loss(x, y, lambda_dice=1.0, lambda_cldice=0.0, **kw),
                                sl.dice_loss(x, y, smooth=(1.0, 1.0), **kw), rtol=1e-6)
-    np.testing.assert_allclose(sl.dice_cldice_loss(x, y, alpha=1.0, **kw),
+    np.testing.assert_allclose(sl.dice_cldice_loss(x, y, lambda_dice=0.0, lambda_cldice=1.0, **kw),
                                sl.cldice_loss(x, y, **kw), rtol=1e-6)
 
 

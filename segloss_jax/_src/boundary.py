@@ -57,10 +57,18 @@ from segloss_jax._src.reduce import kept_units, reduce_pixels, reduce_units, saf
 from segloss_jax._src.registry import loss_name, register
 from segloss_jax._src.sampling import Sampling, join_sampling, split_sampling
 from segloss_jax._src.stats import sum_across
+from segloss_jax._src.types import ACTIVATIONS, AnyActivation, LogitActivation, activations_of
 from segloss_jax._src.windows import contour, spatial_axes
 
-_ACTIVATIONS = ("softmax", "sigmoid", None)
-_CE_ACTIVATIONS = ("softmax", "sigmoid")
+__all__ = [
+    "target_distance_map",
+    "hausdorff_dt_loss",
+    "boundary_loss",
+    "shape_aware_loss",
+    "distance_weighted_cross_entropy",
+]
+
+_CE_ACTIVATIONS = activations_of(LogitActivation)
 
 
 def _kernel(fn):
@@ -85,7 +93,7 @@ def _prepare(
     """
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, allowed_activations=allowed, fused=fused)
-    checks.check_choice("reduction", reduction, checks.REDUCTIONS)
+    checks.check_reduction(reduction)
     return inp
 
 
@@ -302,7 +310,7 @@ def target_distance_map(
     labels: chex.Array,
     *,
     num_classes: int | None = None,
-    activation: str | None = "softmax",
+    activation: AnyActivation = "softmax",
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     sampling: Sampling = None,
@@ -367,7 +375,7 @@ def target_distance_map(
     else:
         pixel_shape = labels.shape
     allowed = _CE_ACTIVATIONS if name in ("shape_aware", "distance_weighted_cross_entropy") \
-        else _ACTIVATIONS
+        else ACTIVATIONS
     # The logits only give the shape: the maps never read them.
     inp = prepare(jnp.zeros((*pixel_shape, num_classes), dtype), labels, activation=activation,
                   where=where, ignore_index=ignore_index, allowed_activations=allowed)
@@ -446,13 +454,13 @@ def _weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str,
 
 # --- public losses -----------------------------------------------------------------------
 
-@register(activations=_ACTIVATIONS)
+@register()
 def hausdorff_dt_loss(
     logits: chex.Array,
     labels: chex.Array,
     *,
     alpha: float = 2.0,
-    activation: str | None = "softmax",
+    activation: AnyActivation = "softmax",
     include_background: bool = False,
     per_image: bool = True,
     class_weights: chex.Array | None = None,
@@ -522,7 +530,7 @@ def hausdorff_dt_loss(
       <https://arxiv.org/abs/1904.10030>`_, IEEE TMI 2020.
     """
     inp = _prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index, reduction=reduction, allowed=_ACTIVATIONS)
+                   ignore_index=ignore_index, reduction=reduction, allowed=ACTIVATIONS)
     weights = inp.per_class(class_weights).reshape(-1)
     checks.check_nonnegative("alpha", alpha)
     units = _Units(_first_kept(inp.num_classes, include_background), include_background,
@@ -539,12 +547,12 @@ def hausdorff_dt_loss(
                             units=units)
 
 
-@register(activations=_ACTIVATIONS)
+@register()
 def boundary_loss(
     logits: chex.Array,
     labels: chex.Array,
     *,
-    activation: str | None = "softmax",
+    activation: AnyActivation = "softmax",
     include_background: bool = False,
     per_image: bool = True,
     class_weights: chex.Array | None = None,
@@ -611,7 +619,7 @@ def boundary_loss(
       MIDL 2019; Medical Image Analysis 2021.
     """
     inp = _prepare(logits, labels, activation=activation, where=where,
-                   ignore_index=ignore_index, reduction=reduction, allowed=_ACTIVATIONS)
+                   ignore_index=ignore_index, reduction=reduction, allowed=ACTIVATIONS)
     weights = inp.per_class(class_weights).reshape(-1)
     units = _Units(_first_kept(inp.num_classes, include_background), include_background,
                    per_image, axis_name, reduction)
@@ -619,12 +627,12 @@ def boundary_loss(
     return _boundary_units(inp.probs, inp.valid, phi, weights, units=units)
 
 
-@register(activations=_CE_ACTIVATIONS)
+@register()
 def shape_aware_loss(
     logits: chex.Array,
     labels: chex.Array,
     *,
-    activation: str = "softmax",
+    activation: LogitActivation = "softmax",
     class_weights: chex.Array | None = None,
     where: chex.Array | None = None,
     ignore_index: int | None = None,
@@ -705,13 +713,13 @@ def shape_aware_loss(
     return _weighted_ce(inp, shape_term, weights, reduction, axis_name)
 
 
-@register(activations=_CE_ACTIVATIONS)
+@register()
 def distance_weighted_cross_entropy(
     logits: chex.Array,
     labels: chex.Array,
     *,
     max_distance: float | None = None,
-    activation: str = "softmax",
+    activation: LogitActivation = "softmax",
     class_weights: chex.Array | None = None,
     where: chex.Array | None = None,
     ignore_index: int | None = None,

@@ -20,9 +20,7 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
-ACTIVATIONS = ("softmax", "sigmoid", None)
-REDUCTIONS = ("mean", "sum", "none")
-CLASS_MODES = ("all", "present")
+from segloss_jax._src.types import ACTIVATIONS, CLASS_MODES, REDUCTIONS
 
 # Spatial rank 1-3, so logits are [B, *spatial, C] with rank 3-5.
 LOGIT_RANKS = {3, 4, 5}
@@ -105,6 +103,14 @@ def check_activation(
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
+
+
+def check_reduction(reduction: Any) -> None:
+    check_choice("reduction", reduction, REDUCTIONS)
+
+
+def check_classes(classes: Any) -> None:
+    check_choice("classes", classes, CLASS_MODES)
 
 
 def check_bool(name: str, value: Any) -> None:

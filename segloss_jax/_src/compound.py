@@ -20,32 +20,36 @@ same on every device and equals the single-device value.
 
 from __future__ import annotations
 
-import inspect
-import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from segloss_jax._src import checks, inputs, reduce
 from segloss_jax._src.engine import (
+    Params,
     PixelTerm,
     RegionOptions,
     Sums,
     ratio,
     region_loss,
-    takes_options,
 )
 from segloss_jax._src.inputs import Inputs
 from segloss_jax._src.pixelwise import balanced_ce, binary_ce, categorical_ce, focal_terms
 from segloss_jax._src.region import TP, dice_sums, dice_units
-from segloss_jax._src.registry import loss_info, register
+from segloss_jax._src.registry import register
+from segloss_jax._src.types import (
+    AnyActivation,
+    ArrayLike,
+    AxisName,
+    ClassMode,
+    Scalar,
+    Smooth,
+)
 
-# The compounds return a scalar: every term is reduced with "mean".
-compound_options = takes_options(omit=("reduction",))
+__all__ = ["dice_ce_loss", "dice_focal_loss", "combo_loss", "exp_log_loss", "unified_focal_loss"]
 
 
 def _is_binary(inp: Inputs) -> bool:
@@ -54,14 +58,20 @@ def _is_binary(inp: Inputs) -> bool:
 
 
 def _with_dice(inp: Inputs, options: RegionOptions, squared: bool, pixel: PixelTerm,
-               hyper: dict[str, Any]) -> jax.Array:
-    """``pixel.combine(dice, mean of pixel.values, q)``: the Dice term and a pixel-wise
+               params: dict[str, Any]) -> jax.Array:
+    """``pixel.combine(dice, mean of pixel.values, params)``: the Dice term and a pixel-wise
     term in one sweep and one fused backward pass (the region engine's custom VJP)."""
-    return region_loss(inp, options, sums=dice_sums(squared), hyper=hyper, pixel=pixel,
-                       unit_loss=lambda s, q: dice_units(s, q, squared=squared))
+    return region_loss(inp, options, sums=dice_sums(squared), params=params, pixel=pixel,
+                       unit_loss=lambda s, params: dice_units(s, params, squared=squared))
 
 
-def _hyper(**values) -> dict[str, Any]:
+def _mix(region: str, pixel: str) -> Callable[[jax.Array, jax.Array, Params], jax.Array]:
+    """The compound ``params[region] · region term + params[pixel] · pixel term``."""
+    return lambda region_term, pixel_term, params: (params[region] * region_term
+                                                    + params[pixel] * pixel_term)
+
+
+def _set(**values: Any) -> dict[str, Any]:
     """The hyperparameters that are set (they become arrays of the op: may be traced)."""
     return {name: value for name, value in values.items() if value is not None}
 
@@ -76,9 +86,13 @@ def _cross_entropy_term(inp: Inputs, class_weights) -> jax.Array:
 
 
 @register()
-@compound_options
-def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: bool = False,
-                 options: RegionOptions) -> jax.Array:
+def dice_ce_loss(
+    logits: ArrayLike, labels: ArrayLike, *, lambda_dice: Scalar = 1.0, lambda_ce: Scalar = 1.0,
+    squared: bool = False, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
+    per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None,
+) -> jax.Array:
     r"""Dice plus cross-entropy: the nnU-Net / MONAI default for segmentation.
 
     .. math::
@@ -129,20 +143,29 @@ def dice_ce_loss(logits, labels, *, lambda_dice=1.0, lambda_ce=1.0, squared: boo
       biomedical image segmentation", Nature Methods 2021; Milletari, Navab &
       Ahmadi, "V-Net", 3DV 2016.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name)
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
     inp = options.prepare(logits, labels, fused=True)
     cross_entropy = PixelTerm(
-        values=lambda i, q: _cross_entropy_term(i, q.get("class_weights")),
-        combine=lambda dice, ce, q: q["lambda_dice"] * dice + q["lambda_ce"] * ce)
+        values=lambda i, params: _cross_entropy_term(i, params.get("class_weights")),
+        combine=_mix("lambda_dice", "lambda_ce"))
     return _with_dice(inp, options, squared, cross_entropy,
-                      _hyper(lambda_dice=lambda_dice, lambda_ce=lambda_ce))
+                      _set(lambda_dice=lambda_dice, lambda_ce=lambda_ce))
 
 
 @register()
-@compound_options
-def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=2.0,
-                    alpha=None, squared: bool = False, options: RegionOptions) -> jax.Array:
+def dice_focal_loss(
+    logits: ArrayLike, labels: ArrayLike, *, lambda_dice: Scalar = 1.0, lambda_focal: Scalar = 1.0,
+    gamma: Scalar = 2.0, alpha: Scalar = None, squared: bool = False,
+    activation: AnyActivation = "softmax", smooth: Smooth = 1e-5, per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None,
+) -> jax.Array:
     r"""Dice plus focal loss.
 
     .. math::
@@ -195,15 +218,20 @@ def dice_focal_loss(logits, labels, *, lambda_dice=1.0, lambda_focal=1.0, gamma=
       whole-volume segmentation of head and neck anatomy", Medical Physics 2019;
       Lin et al., "Focal loss for dense object detection", ICCV 2017.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name)
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_focal", lambda_focal)
     checks.check_nonnegative("gamma", gamma)
     inp = options.prepare(logits, labels, fused=True)
     _check_focal_alpha(inp, alpha)
     focal = PixelTerm(
-        values=lambda i, q: focal_terms(i, q["gamma"], q.get("alpha"), q.get("class_weights")),
-        combine=lambda dice, focal, q: q["lambda_dice"] * dice + q["lambda_focal"] * focal)
-    return _with_dice(inp, options, squared, focal, _hyper(
+        values=lambda i, params: focal_terms(i, params["gamma"], params.get("alpha"),
+                                             params.get("class_weights")),
+        combine=_mix("lambda_dice", "lambda_focal"))
+    return _with_dice(inp, options, squared, focal, _set(
         lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma, alpha=alpha))
 
 
@@ -219,13 +247,19 @@ def _check_focal_alpha(inp: Inputs, alpha) -> None:
 
 
 @register()
-@compound_options
-def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -> jax.Array:
+def combo_loss(
+    logits: ArrayLike, labels: ArrayLike, *, lambda_ce: Scalar = 0.5,
+    lambda_dice: Scalar = 0.5, beta: Scalar = 0.5, activation: AnyActivation = "softmax",
+    smooth: Smooth = 1e-5, per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None,
+) -> jax.Array:
     r"""Combo loss (Taghanaki et al.): a false-negative-weighted cross-entropy plus Dice.
 
     .. math::
 
-       L = \alpha\, L_{\mathrm{mbce}} + (1 - \alpha)\, L_{\mathrm{dice}},
+       L = \lambda_{\mathrm{ce}}\, L_{\mathrm{mbce}} + \lambda_{\mathrm{dice}}\, L_{\mathrm{dice}},
        \qquad
        L_{\mathrm{mbce}} = -\frac{1}{|V|\,C} \sum_{i \in V} \sum_c
            \left[ \beta\, g_{ic} \log p_{ic} + (1 - \beta)(1 - g_{ic}) \log(1 - p_{ic}) \right]
@@ -238,11 +272,12 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
     is :func:`~segloss_jax.dice_loss`, :math:`1 -` the class-mean Dice.
 
     The paper writes :math:`\alpha L_{\mathrm{mbce}} - (1 - \alpha)\sum_{k=1}^{K}
-    \mathrm{DSC}_k`. Here the Dice term is :math:`1 -` the *mean* over classes:
-    identical for one class up to the constant :math:`1 - \alpha` (same
-    gradients; the loss stays non-negative), and for :math:`K` classes it is the
-    paper's Dice weight divided by :math:`K`, which keeps :math:`\alpha` meaning
-    the same whatever the number of classes. (The paper's printed
+    \mathrm{DSC}_k`: its :math:`\alpha` is ``lambda_ce=a, lambda_dice=1 - a`` (the
+    defaults are the paper's :math:`\alpha = 0.5`). Here the Dice term is
+    :math:`1 -` the *mean* over classes: identical for one class up to the constant
+    :math:`\lambda_{\mathrm{dice}}` (same gradients; the loss stays non-negative),
+    and for :math:`K` classes it is the paper's Dice weight divided by :math:`K`,
+    which keeps the weights meaning the same whatever the number of classes. (The paper's printed
     :math:`\beta(t_i - \ln p_i)` is read as :math:`\beta\, t_i \ln p_i`, the form
     its text describes; the authors' code weighs the negative term by
     :math:`\beta(1 - \beta)` through a misplaced parenthesis.)
@@ -258,7 +293,8 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      alpha: :math:`\alpha \in [0, 1]`, the weight of the cross-entropy term.
+      lambda_ce: weight :math:`\lambda_{\mathrm{ce}} \ge 0` of the cross-entropy term.
+      lambda_dice: weight :math:`\lambda_{\mathrm{dice}} \ge 0` of the Dice term.
       beta: :math:`\beta \in [0, 1]`, the weight of false negatives in it.
 
     Returns:
@@ -269,7 +305,7 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
       >>> import segloss_jax as sl
       >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
       >>> labels = jnp.array([[0, 1, 1]])
-      >>> print(f"{sl.combo_loss(logits, labels, alpha=0.5, beta=0.7):.4f}")
+      >>> print(f"{sl.combo_loss(logits, labels, beta=0.7):.4f}")
       0.2873
 
     References:
@@ -277,28 +313,38 @@ def combo_loss(logits, labels, *, alpha=0.5, beta=0.5, options: RegionOptions) -
       multi-organ segmentation", Computerized Medical Imaging and Graphics 75,
       2019 (arXiv:1805.02798).
     """
-    checks.check_in_range("alpha", alpha, 0.0, 1.0)
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name)
+    checks.check_nonnegative("lambda_ce", lambda_ce)
+    checks.check_nonnegative("lambda_dice", lambda_dice)
     inp = options.prepare(logits, labels, fused=True)
     if beta is not None:
         checks.check_in_range("beta", beta, 0.0, 1.0)
 
-    def modified_bce(i: Inputs, q) -> jax.Array:
+    def modified_bce(i: Inputs, params: Params) -> jax.Array:
         # Per channel; with softmax it reads the softmax probabilities (logs clamped,
         # as for probability inputs).
         if i.activation == "softmax":
             i = Inputs(i.probs, i.target, i.valid, i.labels, None)
-        weights = i.per_class(q.get("class_weights"))
-        return balanced_ce(i, q.get("beta"), options.axis_name) * weights
+        weights = i.per_class(params.get("class_weights"))
+        return balanced_ce(i, params.get("beta"), options.axis_name) * weights
 
     combo = PixelTerm(values=modified_bce,
-                      combine=lambda dice, ce, q: q["alpha"] * ce + (1 - q["alpha"]) * dice)
-    return _with_dice(inp, options, False, combo, _hyper(alpha=alpha, beta=beta))
+                      combine=_mix("lambda_dice", "lambda_ce"))
+    return _with_dice(inp, options, False, combo,
+                      _set(lambda_ce=lambda_ce, lambda_dice=lambda_dice, beta=beta))
 
 
 @register()
-@compound_options
-def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
-                 options: RegionOptions) -> jax.Array:
+def exp_log_loss(
+    logits: ArrayLike, labels: ArrayLike, *, lambda_dice: Scalar = 0.8, lambda_ce: Scalar = 0.2,
+    gamma: Scalar = 0.3, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
+    per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None,
+) -> jax.Array:
     r"""Exponential logarithmic loss (Wong et al.): powers of log-Dice and of cross-entropy.
 
     .. math::
@@ -336,8 +382,8 @@ def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      w_dice: weight of the Dice term, ``>= 0``.
-      w_ce: weight of the cross term, ``>= 0``.
+      lambda_dice: weight of the Dice term, ``>= 0`` (the paper's :math:`w_{\mathrm{dice}}`).
+      lambda_ce: weight of the cross term, ``>= 0`` (the paper's :math:`w_{\mathrm{cross}}`).
       gamma: exponent :math:`\gamma \ge 0` of both terms.
 
     Returns:
@@ -355,25 +401,31 @@ def exp_log_loss(logits, labels, *, w_dice=0.8, w_ce=0.2, gamma=0.3,
       Wong, Moradi, Tang & Syeda-Mahmood, "3D segmentation with exponential
       logarithmic loss for highly unbalanced object sizes", MICCAI 2018.
     """
-    checks.check_nonnegative("w_dice", w_dice)
-    checks.check_nonnegative("w_ce", w_ce)
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name)
+    checks.check_nonnegative("lambda_dice", lambda_dice)
+    checks.check_nonnegative("lambda_ce", lambda_ce)
     checks.check_nonnegative("gamma", gamma)
     inp = options.prepare(logits, labels, fused=True)
 
-    def cross(i: Inputs, q) -> jax.Array:
+    def cross(i: Inputs, params: Params) -> jax.Array:
         # w_l (-ln p_l)^γ per pixel (binary: w_c per element).
-        weights = i.per_class(q.get("class_weights"))
+        weights = i.per_class(params.get("class_weights"))
         if _is_binary(i):
-            return weights * reduce.safe_pow(binary_ce(i), q["gamma"])
+            return weights * reduce.safe_pow(binary_ce(i), params["gamma"])
         ce = categorical_ce(i, i.target, unit_mass=i.labels is not None)
-        return jnp.sum(weights * i.target, axis=-1) * reduce.safe_pow(ce, q["gamma"])
+        return jnp.sum(weights * i.target, axis=-1) * reduce.safe_pow(ce, params["gamma"])
 
     exp_log = PixelTerm(values=cross,
-                        combine=lambda dice, ce, q: q["w_dice"] * dice + q["w_ce"] * ce)
+                        combine=_mix("lambda_dice", "lambda_ce"))
     # (-ln Dice)^γ per unit, reduced over the kept units like dice_loss.
     return region_loss(
-        inp, options, sums=TP, hyper=_hyper(gamma=gamma, w_dice=w_dice, w_ce=w_ce),
-        unit_loss=lambda s, q: reduce.safe_pow(dice_units(s, q, log=True), q["gamma"]),
+        inp, options, sums=TP,
+        params=_set(gamma=gamma, lambda_dice=lambda_dice, lambda_ce=lambda_ce),
+        unit_loss=lambda s, params: reduce.safe_pow(dice_units(s, params, log=True),
+                                                    params["gamma"]),
         pixel=exp_log)
 
 
@@ -415,24 +467,29 @@ def asymmetric_focal_terms(inp: Inputs, delta, gamma, class_weights) -> jax.Arra
     return -jnp.sum(inp.per_class(class_weights) * factor * inp.target * log_p, axis=-1)
 
 
-def asymmetric_focal_tversky_units(s: Sums, q) -> jax.Array:
+def asymmetric_focal_tversky_units(s: Sums, params: Params) -> jax.Array:
     """``1 − mTI_0`` for the background unit, ``(1 − mTI_c)^{1−γ}`` for the others."""
-    mti = ratio(s.tp, s.tp + q["delta"] * s.fn + (1 - q["delta"]) * s.fp, q)
+    mti = ratio(s.tp, s.tp + params["delta"] * s.fn + (1 - params["delta"]) * s.fp, params)
     is_background = jnp.broadcast_to(jnp.arange(mti.shape[-1]) == 0, mti.shape)
     # Clamped at 0 before the power: with s_num > s_den the index may exceed 1.
-    enhanced = reduce.safe_pow(jnp.maximum(1 - mti, 0), 1 - q["gamma"])
+    enhanced = reduce.safe_pow(jnp.maximum(1 - mti, 0), 1 - params["gamma"])
     return jnp.where(is_background, 1 - mti, enhanced)
 
 
 @register()
-@compound_options
-def unified_focal_loss(logits, labels, *, weight=0.5, delta=0.6, gamma=0.5,
-                       options: RegionOptions) -> jax.Array:
+def unified_focal_loss(
+    logits: ArrayLike, labels: ArrayLike, *, lambda_focal: Scalar = 0.5,
+    lambda_focal_tversky: Scalar = 0.5, delta: Scalar = 0.6,
+    gamma: Scalar = 0.5, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
+    per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None,
+) -> jax.Array:
     r"""Asymmetric unified focal loss (Yeung et al.): a focal and a focal Tversky term.
 
     .. math::
 
-       L = w\, L_{\mathrm{maF}} + (1 - w)\, L_{\mathrm{maFT}}
+       L = \lambda_{\mathrm{F}}\, L_{\mathrm{maF}} + \lambda_{\mathrm{FT}}\, L_{\mathrm{maFT}}
 
     .. math::
 
@@ -453,8 +510,9 @@ def unified_focal_loss(logits, labels, *, weight=0.5, delta=0.6, gamma=0.5,
     while the rarer classes keep their full cross-entropy and have their Tversky
     term enhanced by :math:`1 - \gamma < 1`. :math:`\delta` weighs false
     negatives (and the foreground in the focal term) against false positives
-    (and the background), :math:`w` the two terms. :math:`V` are the valid
-    pixels; :math:`tp, fp, fn` the soft counts of a unit, as in
+    (and the background), :math:`\lambda_{\mathrm{F}}, \lambda_{\mathrm{FT}}` the two
+    terms (the paper's :math:`\lambda` is ``lambda_focal=l, lambda_focal_tversky=1 - l``).
+    :math:`V` are the valid pixels; :math:`tp, fp, fn` the soft counts of a unit, as in
     :func:`~segloss_jax.dice_loss`. The log-probabilities come from the logits
     (``log_softmax``/``log_sigmoid``, no clamping; with ``activation=None`` the
     logs of the probabilities are clamped at the smallest normal float).
@@ -477,7 +535,8 @@ def unified_focal_loss(logits, labels, *, weight=0.5, delta=0.6, gamma=0.5,
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      weight: :math:`w \in [0, 1]`, the weight of the focal term.
+      lambda_focal: weight :math:`\lambda_{\mathrm{F}} \ge 0` of the focal term.
+      lambda_focal_tversky: weight :math:`\lambda_{\mathrm{FT}} \ge 0` of the focal Tversky term.
       delta: :math:`\delta \in [0, 1]`.
       gamma: :math:`\gamma \in [0, 1]` (:math:`1 - \gamma` must not be negative).
 
@@ -487,8 +546,9 @@ def unified_focal_loss(logits, labels, *, weight=0.5, delta=0.6, gamma=0.5,
     Peers: MONAI's ``AsymmetricUnifiedFocalLoss(weight=w, delta=d, gamma=γ)``
     (binary; probabilities in, clamped to ``[1e-7, 1 − 1e-7]``, its focal term
     averaged over the two channels as well, i.e. divided by 2) equals
-    ``(1 − w/2) * unified_focal_loss(p, y, activation=None, weight=w / (2 − w),
-    delta=d, gamma=γ, per_image=True, smooth=1e-7)`` on probabilities ``p``
+    ``unified_focal_loss(p, y, activation=None, lambda_focal=w / 2,
+    lambda_focal_tversky=1 − w, delta=d, gamma=γ, per_image=True, smooth=1e-7)``
+    on probabilities ``p``
     (``C == 1`` or ``C == 2``). MONAI's defaults are ``delta=0.7``; the paper's,
     and ours, ``0.6``.
 
@@ -505,7 +565,12 @@ def unified_focal_loss(logits, labels, *, weight=0.5, delta=0.6, gamma=0.5,
       cross entropy-based losses to handle class imbalanced medical image
       segmentation", Computerized Medical Imaging and Graphics 95, 2022.
     """
-    checks.check_in_range("weight", weight, 0.0, 1.0)
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name)
+    checks.check_nonnegative("lambda_focal", lambda_focal)
+    checks.check_nonnegative("lambda_focal_tversky", lambda_focal_tversky)
     checks.check_in_range("delta", delta, 0.0, 1.0)
     checks.check_in_range("gamma", gamma, 0.0, 1.0)
     inp = options.prepare(logits, labels, fused=True)
@@ -517,136 +582,10 @@ def unified_focal_loss(logits, labels, *, weight=0.5, delta=0.6, gamma=0.5,
             f"only; `logits` has C = {inp.num_classes} exclusive classes, class 0 the "
             "background: use `activation='softmax'`.")
     focal = PixelTerm(
-        values=lambda i, q: asymmetric_focal_terms(i, q["delta"], q["gamma"],
-                                                   q.get("class_weights")),
-        combine=lambda tversky, focal, q: q["weight"] * focal + (1 - q["weight"]) * tversky)
+        values=lambda i, params: asymmetric_focal_terms(i, params["delta"], params["gamma"],
+                                                   params.get("class_weights")),
+        combine=_mix("lambda_focal_tversky", "lambda_focal"))
     return region_loss(inp, options, sums=TP, unit_loss=asymmetric_focal_tversky_units,
-                       hyper=_hyper(delta=delta, gamma=gamma, weight=weight), pixel=focal)
-
-
-# --------------------------------------------------------------------------------------
-# combine
-# --------------------------------------------------------------------------------------
-
-
-def _accepted_keywords(fn: Callable) -> frozenset[str] | None:
-    """Keywords ``fn`` accepts after ``logits, labels``; ``None`` if it takes ``**kwargs``."""
-    params = list(inspect.signature(fn).parameters.values())
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    named = (p for p in params[2:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
-    return frozenset(p.name for p in named)
-
-
-def _check_keywords(name: str, fn: Callable, accepted, keywords) -> None:
-    if accepted is None:
-        return
-    unknown = sorted(set(keywords) - accepted)
-    if unknown:
-        raise TypeError(
-            f"combine: loss {name!r} ({fn.__name__}) does not accept keyword "
-            f"{', '.join(map(repr, unknown))}; it accepts {', '.join(sorted(accepted))}. "
-            f"Pass keywords for one loss only with per_loss={{{name!r}: {{...}}}}.")
-
-
-def combine(
-    weights: Mapping[str, float],
-    *,
-    per_loss: Mapping[str, Mapping[str, Any]] | None = None,
-    **shared_kwargs: Any,
-) -> Callable[..., jax.Array]:
-    r"""A weighted sum of registered losses, as one pure function.
-
-    .. math::
-
-       L(x, y) = \sum_k w_k\, L_k(x, y;\ \text{shared}, \text{per\_loss}_k)
-
-    Returns ``fn(logits, labels, **kwargs)``, usable inside ``jit``, ``grad`` and
-    ``vmap``. Every member gets ``shared_kwargs`` (e.g. ``ignore_index``,
-    ``where``, ``activation``), then its own entry of ``per_loss``, then the
-    keywords of the call, later ones overriding earlier ones.
-
-    Everything that can be checked is checked here, once: unknown names raise
-    the registry's ``KeyError`` with close matches; a keyword a member does not
-    accept (``inspect.signature``) raises ``TypeError`` naming the loss and the
-    keyword; an ``activation`` a member does not support, or members that would
-    silently use different default activations (``dice`` defaults to softmax,
-    ``binary_cross_entropy`` to sigmoid), raise ``ValueError``.
-
-    Args:
-      weights: ``{name: weight}`` with registry names (:func:`list_losses`) and
-        non-negative Python numbers (or scalars).
-      per_loss: optional ``{name: {keyword: value}}`` for one member only, e.g.
-        ``{"focal": {"gamma": 1.0}}``.
-      **shared_kwargs: keywords passed to every member.
-
-    Returns:
-      ``fn(logits, labels, **kwargs) -> scalar``; ``fn.weights`` holds the weights.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> import segloss_jax as sl
-      >>> loss_fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5}, ignore_index=255)
-      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
-      >>> labels = jnp.array([[0, 1, 255]])
-      >>> print(f"{loss_fn(logits, labels):.4f}")
-      0.3052
-      >>> sl.combine({"dice": 1.0, "cross_entropy": 1.0}, smooth=1.0)
-      Traceback (most recent call last):
-        ...
-      TypeError: combine: loss 'cross_entropy' (cross_entropy) does not accept keyword 'smooth'; ...
-    """
-    if not isinstance(weights, Mapping) or not weights:
-        raise ValueError(f"`weights` must be a non-empty dict {{name: weight}}, got {weights!r}.")
-    per_loss = dict(per_loss or {})
-    for name in per_loss:
-        if name not in weights:
-            raise KeyError(f"combine: per_loss names {name!r}, which is not in `weights` "
-                           f"({', '.join(map(repr, weights))}).")
-    members = []
-    for name, weight in weights.items():
-        info = loss_info(name)  # KeyError with close matches
-        if not isinstance(weight, numbers.Real | jax.Array) or isinstance(weight, bool):
-            raise TypeError(f"combine: the weight of {name!r} must be a number, got {weight!r}.")
-        checks.check_nonnegative(f"weights[{name!r}]", weight)
-        accepted = _accepted_keywords(info.fn)
-        own = dict(per_loss.get(name, {}))
-        _check_keywords(name, info.fn, accepted, {**shared_kwargs, **own})
-        members.append((name, weight, info, accepted, own))
-
-    def activation_of(info, own):
-        if "activation" in own:
-            return own["activation"]
-        if "activation" in shared_kwargs:
-            return shared_kwargs["activation"]
-        param = inspect.signature(info.fn).parameters.get("activation")
-        return info.activations[0] if param is None else param.default
-
-    explicit = "activation" in shared_kwargs
-    used = {}
-    for name, _, info, _, own in members:
-        act = activation_of(info, own)
-        if act not in info.activations:
-            raise ValueError(f"combine: loss {name!r} does not support activation={act!r}; "
-                             f"it supports {info.activations}.")
-        explicit = explicit or "activation" in own
-        used[name] = act
-    if not explicit and len(set(used.values())) > 1:
-        raise ValueError(
-            f"combine: the losses would use different default activations ({used}); pass "
-            f"activation=... so that they read the logits alike.")
-
-    def combined(logits: chex.Array, labels: chex.Array, **kwargs: Any) -> jax.Array:
-        total = None
-        for name, weight, info, accepted, own in members:
-            _check_keywords(name, info.fn, accepted, kwargs)
-            term = weight * info.fn(logits, labels, **{**shared_kwargs, **own, **kwargs})
-            total = term if total is None else total + term
-        return total
-
-    combined.__name__ = "combined"
-    combined.__qualname__ = "combined"
-    combined.__doc__ = ("Weighted sum of " + " + ".join(f"{w!r}·{n}" for n, w in weights.items())
-                        + " (made by segloss_jax.combine).")
-    combined.weights = dict(weights)
-    return combined
+                       params=_set(
+                           delta=delta, gamma=gamma, lambda_focal=lambda_focal,
+                           lambda_focal_tversky=lambda_focal_tversky), pixel=focal)

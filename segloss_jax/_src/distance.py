@@ -41,6 +41,8 @@ from jax import lax
 from segloss_jax._src.sampling import Sampling, checked_spacing
 from segloss_jax._src.windows import check_spatial_ndim, spatial_axes
 
+__all__ = ["distance_transform_edt", "signed_distance"]
+
 
 def distance_transform_edt(mask: jax.Array, *, sampling: Sampling = None) -> jax.Array:
     r"""Exact Euclidean distance from each foreground element to the background.

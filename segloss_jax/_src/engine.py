@@ -40,92 +40,49 @@ no gradient, and excluded pixels get exactly zero gradient.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from segloss_jax._src import checks, inputs, reduce, stats
+from segloss_jax._src.types import ACTIVATIONS, ArrayLike, AxisName, Smooth
 
 Params = dict[str, jax.Array]
 
 
 class RegionOptions(NamedTuple):
-    """The keywords every region loss takes (see the conventions page)."""
+    """The keywords every region-style loss takes (see the conventions page), as one
+    record handed down from the loss's signature to the engine."""
 
     activation: str | None = "softmax"
-    smooth: Any = 1e-5  # a scalar, or a pair (s_num, s_den)
+    smooth: Smooth = 1e-5  # a scalar, or a pair (s_num, s_den)
     per_image: bool = False
     include_background: bool = True
     classes: str = "all"
-    class_weights: chex.Array | None = None
+    class_weights: ArrayLike | None = None
     ignore_index: int | None = None
-    where: chex.Array | None = None
-    axis_name: Hashable | None = None
+    where: ArrayLike | None = None
+    axis_name: AxisName = None
     reduction: str = "mean"
 
-    def prepare(self, logits: chex.Array, labels: chex.Array, *,
-                allowed_activations=checks.ACTIVATIONS, fused: bool = False) -> inputs.Inputs:
+    def prepare(self, logits: ArrayLike, labels: ArrayLike, *,
+                allowed_activations: tuple[str | None, ...] = ACTIVATIONS,
+                fused: bool = False) -> inputs.Inputs:
         """Checks these options and the arrays; returns the prepared inputs
         (``fused``: for a loss that reads several activation fields)."""
         inp = inputs.prepare(logits, labels, activation=self.activation, where=self.where,
                              ignore_index=self.ignore_index,
                              allowed_activations=allowed_activations, fused=fused)
-        checks.check_choice("reduction", self.reduction, checks.REDUCTIONS)
-        checks.check_choice("classes", self.classes, checks.CLASS_MODES)
+        checks.check_reduction(self.reduction)
+        checks.check_classes(self.classes)
         checks.check_class_weights(self.class_weights, inp.num_classes)
         checks.check_bool("per_image", self.per_image)
         checks.check_bool("include_background", self.include_background)
         smooth_pair(self.smooth)
         return inp
-
-
-_ANNOTATIONS = {
-    "activation": "str | None", "smooth": "float | tuple[float, float]", "per_image": "bool",
-    "include_background": "bool", "classes": "str", "class_weights": "ArrayLike | None",
-    "ignore_index": "int | None", "where": "ArrayLike | None", "axis_name": "Hashable | None",
-    "reduction": "str",
-}
-
-
-def takes_options(options_type=RegionOptions, *, omit: tuple[str, ...] = (), **defaults):
-    """Decorator: the loss gets the keywords of ``options_type`` in its signature.
-
-    The decorated function is written ``fn(logits, labels, *, <own keywords>,
-    options)``; callers pass the shared keywords by name (``per_image=True``) and
-    the function receives them as one record. ``defaults`` override the
-    record's defaults for this loss; ``omit`` drops keywords it does not take.
-    ``inspect.signature`` (and so the docs, IDEs and :func:`segloss_jax.combine`)
-    sees every keyword.
-    """
-    names = [n for n in options_type._fields if n not in omit]
-    base = options_type(**defaults)
-
-    def decorator(fn: Callable) -> Callable:
-        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "options"]
-        shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY,
-                                    default=getattr(base, n), annotation=_ANNOTATIONS[n])
-                  for n in names]
-        accepted = {p.name for p in own[2:]} | set(names)
-
-        @functools.wraps(fn)
-        def wrapper(logits, labels, **kwargs):
-            unknown = sorted(set(kwargs) - accepted)
-            if unknown:
-                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument "
-                                f"{unknown[0]!r}; it accepts {', '.join(sorted(accepted))}.")
-            option_values = {n: kwargs.pop(n) for n in names if n in kwargs}
-            return fn(logits, labels, **kwargs, options=base._replace(**option_values))
-
-        wrapper.__signature__ = inspect.Signature(own + shared)
-        return wrapper
-
-    return decorator
 
 
 def smooth_pair(smooth) -> tuple[Any, Any]:
@@ -213,10 +170,10 @@ class Sums:
         return self.sum_g - self.tp
 
 
-def ratio(num: jax.Array, den: jax.Array, q: Params) -> jax.Array:
+def ratio(num: jax.Array, den: jax.Array, params: Params) -> jax.Array:
     """The smoothed score ``(num + s_num) / (den + s_den)``; 1 with zero gradient where
     the smoothed denominator is 0 (never NaN)."""
-    return reduce.safe_div(num + q["s_num"], den + q["s_den"], fallback=1.0)
+    return reduce.safe_div(num + params["s_num"], den + params["s_den"], fallback=1.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -250,10 +207,10 @@ def _target(labels: jax.Array, num_classes: int, dtype) -> jax.Array:
 class PixelTerm(NamedTuple):
     """A pixel-wise term fused into a region loss (the compound losses).
 
-    ``values(inp, q)`` gives the term per pixel ``[B, *spatial]`` or per element
+    ``values(inp, params)`` gives the term per pixel ``[B, *spatial]`` or per element
     ``[B, *spatial, C]`` from :class:`~segloss_jax._src.inputs.Inputs` fields; its
-    mean over the valid pixels (elements) enters ``combine(region, mean, q)``, the
-    loss. ``q`` holds the parameters of :func:`region_loss` (``hyper``).
+    mean over the valid pixels (elements) enters ``combine(region, mean, params)``,
+    the loss. ``params`` are those of :func:`region_loss` (:func:`region_params`).
     """
 
     values: Callable[[inputs.Inputs, Params], jax.Array]
@@ -277,8 +234,9 @@ def _fields_vjp(x, probs, fields, d_probs, d_fields, activation):
     if activation == "softmax":
         return probs * (d_probs - inputs.class_sum(probs * d_probs) + d_fields["lse"][..., None])
     if activation == "sigmoid":
-        q = fields["one_minus_probs"]
-        return probs * (q * (d_probs - d_fields["one_minus_probs"]) + d_fields["softplus"])
+        one_minus = fields["one_minus_probs"]
+        return probs * (one_minus * (d_probs - d_fields["one_minus_probs"])
+                        + d_fields["softplus"])
     return d_probs
 
 
@@ -296,10 +254,9 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
 
     def pixel_inputs(x, probs, fields, labels, target, valid):
         """An Inputs record whose activation fields are the given arrays."""
-        inp = inputs.Inputs(x, target, valid, labels if labels.dtype != target.dtype else None,
-                            activation, fused=True)
-        inp.__dict__.update(probs=probs, **fields)
-        return inp
+        return inputs.Inputs(x, target, valid,
+                             labels if labels.dtype != target.dtype else None, activation,
+                             fused=True, fields={"probs": probs, **fields})
 
     def pixel_total(x, probs, fields, labels, target, valid, params):
         values = pixel.values(pixel_inputs(x, probs, fields, labels, target, valid), params)
@@ -362,15 +319,52 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
         weight = reduce.safe_div(d_mean, count)
         # jax.grad, not a VJP with this cotangent: under shard_map the local total varies
         # across devices while the weight does not, and grad types the seed itself.
-        dx, dp, d_fields, d_q = jax.grad(
-            lambda x, p, f, q: weight * pixel_total(x, p, f, labels, target, valid, q)[0],
+        dx, dp, d_fields, d_own = jax.grad(
+            lambda x, p, f, prm: weight * pixel_total(x, p, f, labels, target, valid, prm)[0],
             argnums=(0, 1, 2, 3))(x, probs, fields, params)
         d_x = dx + _fields_vjp(x, probs, fields, d_probs + dp, d_fields, activation)
-        d_params = jax.tree.map(jnp.add, d_params, d_q)
+        d_params = jax.tree.map(jnp.add, d_params, d_own)
         return d_x, None, None, None, None, d_params
 
     op.defvjp(op_fwd, op_bwd)
     return op
+
+
+def region_params(inp: inputs.Inputs, options: RegionOptions,
+                  params: dict[str, Any] | None = None) -> Params:
+    """The parameters of a region loss as arrays of the compute dtype (they may be
+    traced): the loss's own ``params`` (e.g. ``{"alpha": 0.3}``), the ``smooth`` pair
+    as ``s_num`` and ``s_den``, and ``class_weights`` when given."""
+    dtype = inp.dtype
+    s_num, s_den = smooth_pair(options.smooth)
+    out = {name: jnp.asarray(value, dtype) for name, value in (params or {}).items()}
+    out["s_num"], out["s_den"] = jnp.asarray(s_num, dtype), jnp.asarray(s_den, dtype)
+    if options.class_weights is not None:
+        out["class_weights"] = inputs.class_vector(options.class_weights, inp.num_classes,
+                                                   "class_weights", dtype)
+    return out
+
+
+def reduce_region(unit_loss: jax.Array, sum_g: jax.Array, options: RegionOptions,
+                  params: Params) -> jax.Array:
+    """The last step of every region-style loss: from the loss of every unit
+    (``[B, C]`` or ``[C]``) and the target mass of every unit (``sum_g``), the units that
+    count (``include_background``, ``classes``) and the reduction (``class_weights``,
+    ``reduction``, the mean across ``axis_name``), as the conventions page describes."""
+    keep = reduce.kept_units(sum_g, include_background=options.include_background,
+                             classes=options.classes)
+    return reduce.reduce_units(unit_loss, keep, reduction=options.reduction,
+                               class_weights=params.get("class_weights"),
+                               axis_name=options.axis_name)
+
+
+def reduce_pooled(unit_loss: jax.Array, keep: jax.Array, options: RegionOptions) -> jax.Array:
+    """:func:`reduce_region` for losses with one value per unit of classes (``[B]`` or
+    ``[]``, e.g. the generalized Dice): a unit with no kept class leaves the mean."""
+    unit_kept = jnp.any(keep, axis=-1, keepdims=True)
+    out = reduce.reduce_units(unit_loss[..., None], unit_kept, reduction=options.reduction,
+                              axis_name=options.axis_name)
+    return out[..., 0] if options.reduction == "none" else out
 
 
 def region_loss(
@@ -378,55 +372,46 @@ def region_loss(
     options: RegionOptions,
     *,
     sums: tuple[str, ...],
-    unit_loss: Callable[[Sums, Params], jax.Array],
-    hyper: dict[str, Any] | None = None,
+    unit_loss: Callable[..., jax.Array],
+    params: dict[str, Any] | None = None,
     pooled: bool = False,
     pixel: PixelTerm | None = None,
 ) -> jax.Array:
     """``reduce(unit_loss(S))`` for prepared inputs, with the fused backward.
 
+    The path every region-style loss takes: unit sums (:data:`TERMS`, here with the
+    fused backward; :func:`segloss_jax._src.stats.unit_sums` for losses whose sums are
+    not elementwise in ``p``), the per-unit formula, then :func:`reduce_region`.
+
     Args:
       inp: the prepared inputs (:meth:`RegionOptions.prepare`).
       options: the shared keywords.
       sums: names in :data:`TERMS` that ``unit_loss`` reads.
-      unit_loss: ``unit_loss(s, q) -> [B, C] or [C]``, the loss of every unit,
-        from the sums ``s`` (:class:`Sums`) and the parameters ``q`` (``s_num``,
-        ``s_den`` and ``hyper``, as arrays: hyperparameters may be traced).
-        With ``pooled=True`` it is ``unit_loss(s, q, keep) -> [B] or []``, one loss
-        per unit of classes, given the kept classes ``keep``.
-      hyper: the loss's hyperparameters, e.g. ``{"alpha": 0.3}``.
+      unit_loss: ``unit_loss(s, params) -> [B, C] or [C]``, the loss of every unit,
+        from the sums ``s`` (:class:`Sums`) and the parameters (:func:`region_params`:
+        ``s_num``, ``s_den`` and the loss's own, as arrays: they may be traced).
+        With ``pooled=True`` it is ``unit_loss(s, params, keep) -> [B] or []``, one
+        loss per unit of classes, given the kept classes ``keep``.
+      params: the loss's hyperparameters, e.g. ``{"alpha": 0.3}``.
       pooled: see ``unit_loss``.
       pixel: a pixel-wise term (compound losses): the loss is then
-        ``pixel.combine(reduce(unit_loss(S)), mean of pixel.values, q)``, and the
-        backward pass of both terms is one elementwise pass.
+        ``pixel.combine(reduce(unit_loss(S)), mean of pixel.values, params)``, and
+        the backward pass of both terms is one elementwise pass.
 
     Returns:
       The reduced loss (see the conventions page): a scalar, or every unit for
       ``reduction="none"`` (0 for dropped units).
     """
-    dtype = inp.dtype
-    s_num, s_den = smooth_pair(options.smooth)
-    params = {name: jnp.asarray(value, dtype) for name, value in (hyper or {}).items()}
-    params["s_num"], params["s_den"] = jnp.asarray(s_num, dtype), jnp.asarray(s_den, dtype)
-    if options.class_weights is not None:
-        params["class_weights"] = inputs.class_vector(options.class_weights, inp.num_classes,
-                                                      "class_weights", dtype)
+    all_params = region_params(inp, options, params)
     terms = tuple(dict.fromkeys(sums + ("sum_g",)))  # sum_g decides which classes count
 
-    def head(raw_sums, q):
+    def head(raw_sums: dict[str, jax.Array], params: Params) -> jax.Array:
         s = Sums(raw_sums)
+        if not pooled:
+            return reduce_region(unit_loss(s, params), s.sum_g, options, params)
         keep = reduce.kept_units(s.sum_g, include_background=options.include_background,
                                  classes=options.classes)
-        if not pooled:
-            return reduce.reduce_units(unit_loss(s, q), keep, reduction=options.reduction,
-                                       class_weights=q.get("class_weights"),
-                                       axis_name=options.axis_name)
-        loss = unit_loss(s, q, keep)[..., None]
-        # A unit with no kept class leaves the mean.
-        unit_kept = jnp.any(keep, axis=-1, keepdims=True)
-        out = reduce.reduce_units(loss, unit_kept, reduction=options.reduction,
-                                  axis_name=options.axis_name)
-        return out[..., 0] if options.reduction == "none" else out
+        return reduce_pooled(unit_loss(s, params, keep), keep, options)
 
     op = _fused_op(terms, head, bool(options.per_image), options.axis_name, inp.activation,
                    pixel)
@@ -434,4 +419,4 @@ def region_loss(
     # passes); dense labels as the prepared float target.
     labels = inp.labels if inp.labels is not None else inp.target
     fields = _activation_fields(inp) if pixel is not None else {}
-    return op(inp.x, inp.probs, fields, labels, inp.valid, params)
+    return op(inp.x, inp.probs, fields, labels, inp.valid, all_params)

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from segloss_jax._src import checks
+from segloss_jax._src.types import ACTIVATIONS
 
 
 def compute_dtype(dtype) -> jnp.dtype:
@@ -154,9 +155,14 @@ class Inputs:
       activation: ``"softmax"``, ``"sigmoid"`` or ``None``.
     """
 
-    def __init__(self, x, target, valid, labels, activation, fused: bool = False):
+    def __init__(self, x, target, valid, labels, activation, fused: bool = False,
+                 fields: dict[str, jax.Array] | None = None):
+        """``fields``: activation fields already computed from ``x`` (``probs``, ``lse``,
+        ...), taken as they are instead of being computed on use."""
         self.x, self.target, self.valid, self.labels = x, target, valid, labels
         self.activation, self.fused = activation, fused
+        # Set before first use, so the cached properties below return them.
+        vars(self).update(fields or {})
 
     @property
     def num_classes(self) -> int:
@@ -255,7 +261,7 @@ def prepare(
     activation: str | None,
     where: chex.Array | None = None,
     ignore_index: int | None = None,
-    allowed_activations: tuple[str | None, ...] = checks.ACTIVATIONS,
+    allowed_activations: tuple[str | None, ...] = ACTIVATIONS,
     fused: bool = False,
 ) -> Inputs:
     """Checks the inputs (statically, and label values under ``checkify``) and

@@ -57,6 +57,9 @@ from segloss_jax._src import checks, stats
 from segloss_jax._src.inputs import prepare
 from segloss_jax._src.reduce import kept_units, reduce_units
 from segloss_jax._src.registry import register
+from segloss_jax._src.types import AnyActivation
+
+__all__ = ["lovasz_softmax_loss", "lovasz_hinge_loss"]
 
 # A pixel position takes 31 bits of the packed key (bit 0 is the foreground bit).
 _MAX_UNIT_PIXELS = 2**31
@@ -279,14 +282,14 @@ def _gather_units(rows: list[jax.Array], per_image: bool, axis_name: str | None)
 # ----------------------------------------------------------------------------- public losses
 
 
-@register(activations=("softmax", "sigmoid", None))
+@register()
 def lovasz_softmax_loss(
     logits: chex.Array,
     labels: chex.Array,
     *,
     per_image: bool = False,
     classes: str = "present",
-    activation: str | None = "softmax",
+    activation: AnyActivation = "softmax",
     class_weights: chex.Array | None = None,
     include_background: bool = True,
     where: chex.Array | None = None,
@@ -374,8 +377,8 @@ def lovasz_softmax_loss(
     """
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index)
-    checks.check_choice("reduction", reduction, checks.REDUCTIONS)
-    checks.check_choice("classes", classes, checks.CLASS_MODES)
+    checks.check_reduction(reduction)
+    checks.check_classes(classes)
     checks.check_class_weights(class_weights, inp.num_classes)
 
     batch, num_classes = inp.x.shape[0], inp.num_classes
@@ -428,7 +431,7 @@ def _binary_inputs(logits: chex.Array, labels: chex.Array):
     return logits, labels
 
 
-@register(activations=("sigmoid",))
+@register()
 def lovasz_hinge_loss(
     logits: chex.Array,
     labels: chex.Array,
@@ -505,7 +508,7 @@ def lovasz_hinge_loss(
     logits, labels = _binary_inputs(logits, labels)
     inp = prepare(logits, labels, activation=None, where=where, ignore_index=ignore_index,
                   allowed_activations=(None,))
-    checks.check_choice("reduction", reduction, checks.REDUCTIONS)
+    checks.check_reduction(reduction)
     if inp.num_classes != 1:
         raise ValueError(
             f"`lovasz_hinge_loss` is binary: `logits` must have shape [B, *spatial, 1] or "

@@ -24,8 +24,25 @@ from segloss_jax._src.inputs import Inputs, prepare
 from segloss_jax._src.reduce import reduce_pixels, safe_div, safe_pow
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import sum_across
+from segloss_jax._src.types import (
+    AnyActivation,
+    SigmoidActivation,
+    SoftmaxActivation,
+    activations_of,
+)
 
-_BINARY = ("sigmoid", None)
+__all__ = [
+    "binary_cross_entropy",
+    "weighted_cross_entropy",
+    "balanced_cross_entropy",
+    "cross_entropy",
+    "focal_loss",
+    "topk_cross_entropy",
+    "poly_cross_entropy",
+    "poly_focal_loss",
+]
+
+_BINARY = activations_of(SigmoidActivation)
 
 
 def binary_ce(inp: Inputs, pos_weight=None, neg_weight=None) -> jax.Array:
@@ -60,14 +77,10 @@ def categorical_ce(inp: Inputs, weighted_target: jax.Array, *, unit_mass: bool =
     return -jnp.sum(weighted_target * inp.log_probs, axis=-1)
 
 
-def _check_reduction(reduction: str) -> None:
-    checks.check_choice("reduction", reduction, checks.REDUCTIONS)
-
-
-@register(activations=_BINARY)
+@register()
 def binary_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, pos_weight: chex.Numeric | None = None,
-    activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
+    activation: SigmoidActivation = "sigmoid", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
@@ -119,7 +132,7 @@ def binary_cross_entropy(
     """
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, allowed_activations=_BINARY)
-    _check_reduction(reduction)
+    checks.check_reduction(reduction)
     if pos_weight is not None:
         pos_weight = inp.per_class(pos_weight, "pos_weight", scalar=True)
     loss = binary_ce(inp, pos_weight)
@@ -128,10 +141,10 @@ def binary_cross_entropy(
     return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
 
-@register(activations=_BINARY)
+@register()
 def weighted_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric,
-    activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
+    activation: SigmoidActivation = "sigmoid", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
@@ -176,10 +189,10 @@ def weighted_cross_entropy(
         where=where, ignore_index=ignore_index, axis_name=axis_name, reduction=reduction)
 
 
-@register(activations=_BINARY)
+@register()
 def balanced_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric | None = None,
-    activation: str | None = "sigmoid", class_weights: chex.Array | None = None,
+    activation: SigmoidActivation = "sigmoid", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
@@ -224,7 +237,7 @@ def balanced_cross_entropy(
     """
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, allowed_activations=_BINARY)
-    _check_reduction(reduction)
+    checks.check_reduction(reduction)
     loss = balanced_ce(inp, beta, axis_name)
     if class_weights is not None:
         loss = loss * inp.per_class(class_weights)
@@ -249,10 +262,10 @@ def balanced_ce(inp: Inputs, beta, axis_name: Hashable | None = None) -> jax.Arr
     return binary_ce(inp, beta, 1 - beta)
 
 
-@register(activations=("softmax", None))
+@register()
 def cross_entropy(
     logits: chex.Array, labels: chex.Array, *, label_smoothing: float = 0.0,
-    activation: str | None = "softmax", class_weights: chex.Array | None = None,
+    activation: SoftmaxActivation = "softmax", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
@@ -305,8 +318,8 @@ def cross_entropy(
       architecture" (label smoothing), CVPR 2016.
     """
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=("softmax", None))
-    _check_reduction(reduction)
+                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation))
+    checks.check_reduction(reduction)
     target = smoothed_target(inp, label_smoothing, class_weights)
     loss = categorical_ce(inp, target,
                           unit_mass=class_weights is None and inp.labels is not None)
@@ -322,10 +335,10 @@ def smoothed_target(inp: Inputs, label_smoothing, class_weights) -> jax.Array:
     return inp.per_class(class_weights) * target
 
 
-@register(activations=("softmax", "sigmoid", None))
+@register()
 def focal_loss(
     logits: chex.Array, labels: chex.Array, *, gamma: chex.Numeric = 2.0,
-    alpha: chex.Numeric | chex.Array | None = None, activation: str | None = "softmax",
+    alpha: chex.Numeric | chex.Array | None = None, activation: AnyActivation = "softmax",
     class_weights: chex.Array | None = None, where: chex.Array | None = None,
     ignore_index: int | None = None,
     axis_name: Hashable | None = None, reduction: str = "mean",
@@ -392,7 +405,7 @@ def focal_loss(
     # Sigmoid focal reads p, 1 - p and softplus(x): all from one exp.
     inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
                   fused=activation == "sigmoid")
-    _check_reduction(reduction)
+    checks.check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
     loss = focal_terms(inp, gamma, alpha, class_weights)
     return reduce_pixels(loss, inp.valid, reduction, axis_name)
@@ -495,10 +508,10 @@ def top_share(values, valid, fraction, *, per_image: bool, axis_name: Hashable |
     return share, m.astype(dtype)
 
 
-@register(activations=("softmax", None))
+@register()
 def topk_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, k: float = 0.1, per_image: bool = False,
-    label_smoothing: float = 0.0, activation: str | None = "softmax",
+    label_smoothing: float = 0.0, activation: SoftmaxActivation = "softmax",
     class_weights: chex.Array | None = None, where: chex.Array | None = None,
     ignore_index: int | None = None, axis_name: Hashable | None = None,
     reduction: str = "mean",
@@ -570,8 +583,8 @@ def topk_cross_entropy(
       Isensee et al., "nnU-Net", Nature Methods 2021.
     """
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=("softmax", None))
-    _check_reduction(reduction)
+                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation))
+    checks.check_reduction(reduction)
     checks.check_bool("per_image", per_image)
     checks.check_fraction("k", k)
     fraction = fractions.Fraction(float(k)).limit_denominator(10_000)
@@ -588,10 +601,10 @@ def topk_cross_entropy(
     return safe_div(total, sum_across(jnp.sum(m), axis_name) if per_image else m)
 
 
-@register(activations=("softmax", None))
+@register()
 def poly_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, epsilon: chex.Numeric = 1.0,
-    label_smoothing: float = 0.0, activation: str | None = "softmax",
+    label_smoothing: float = 0.0, activation: SoftmaxActivation = "softmax",
     class_weights: chex.Array | None = None, where: chex.Array | None = None,
     ignore_index: int | None = None, axis_name: Hashable | None = None,
     reduction: str = "mean",
@@ -649,9 +662,9 @@ def poly_cross_entropy(
     one_hot = (activation == "softmax" and not label_smoothing
                and not jnp.issubdtype(jnp.result_type(labels), jnp.floating))
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=("softmax", None),
+                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation),
                   fused=not one_hot)
-    _check_reduction(reduction)
+    checks.check_reduction(reduction)
     target = smoothed_target(inp, label_smoothing, class_weights)
     ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
     if one_hot:
@@ -663,11 +676,11 @@ def poly_cross_entropy(
     return reduce_pixels(ce + epsilon * poly, inp.valid, reduction, axis_name)
 
 
-@register(activations=("softmax", "sigmoid", None))
+@register()
 def poly_focal_loss(
     logits: chex.Array, labels: chex.Array, *, epsilon: chex.Numeric = 1.0,
     gamma: chex.Numeric = 2.0, alpha: chex.Numeric | chex.Array | None = None,
-    activation: str | None = "softmax", class_weights: chex.Array | None = None,
+    activation: AnyActivation = "softmax", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
@@ -724,7 +737,7 @@ def poly_focal_loss(
     """
     inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
                   fused=activation == "sigmoid")
-    _check_reduction(reduction)
+    checks.check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
     loss = focal_terms(inp, gamma, alpha, class_weights) + epsilon * poly_terms(
         inp, gamma + 1, class_weights)

@@ -17,26 +17,51 @@ page.
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks, reduce
-from segloss_jax._src.engine import RegionOptions, Sums, ratio, region_loss, takes_options
+from segloss_jax._src.engine import Params, RegionOptions, Sums, ratio, region_loss
 from segloss_jax._src.inputs import safe_log
 from segloss_jax._src.registry import register
+from segloss_jax._src.types import (
+    AnyActivation,
+    ArrayLike,
+    AxisName,
+    ClassMode,
+    Reduction,
+    Scalar,
+    Smooth,
+)
+
+__all__ = [
+    "dice_loss",
+    "jaccard_loss",
+    "tversky_loss",
+    "focal_tversky_loss",
+    "sensitivity_specificity_loss",
+    "log_cosh_dice_loss",
+    "generalized_dice_loss",
+    "jaccard_metric_loss",
+    "dice_semimetric_loss",
+    "mcc_loss",
+]
 
 TP = ("tp", "sum_p", "sum_g")  # the sums of tp, fp, fn
 
 
-def dice_score(s: Sums, q, *, squared: bool = False) -> jax.Array:
+def dice_coefficient(s: Sums, params: Params, *, squared: bool = False) -> jax.Array:
     """``(2tp + s_n)/(2tp + fp + fn + s_d)``, or ``Σp² + Σg²`` below with ``squared``."""
     if squared:
-        return ratio(2 * s.tp, s.sum_p2 + s.sum_g2, q)
-    return ratio(2 * s.tp, 2 * s.tp + s.fp + s.fn, q)
+        return ratio(2 * s.tp, s.sum_p2 + s.sum_g2, params)
+    return ratio(2 * s.tp, 2 * s.tp + s.fp + s.fn, params)
 
 
-def dice_units(s: Sums, q, *, squared: bool = False, log: bool = False) -> jax.Array:
-    score = dice_score(s, q, squared=squared)
+def dice_units(s: Sums, params: Params, *, squared: bool = False, log: bool = False) -> jax.Array:
+    score = dice_coefficient(s, params, squared=squared)
     # -log is clamped at the smallest normal float: finite for a zero score.
     return -safe_log(score) if log else 1 - score
 
@@ -46,9 +71,13 @@ def dice_sums(squared: bool) -> tuple[str, ...]:
 
 
 @register()
-@takes_options()
-def dice_loss(logits, labels, *, squared: bool = False, log: bool = False,
-              options: RegionOptions) -> jax.Array:
+def dice_loss(
+    logits: ArrayLike, labels: ArrayLike, *, squared: bool = False, log: bool = False,
+    activation: AnyActivation = "softmax", smooth: Smooth = 1e-5, per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Soft Dice loss (Milletari et al.), per class and per image or per batch.
 
     .. math::
@@ -123,18 +152,27 @@ def dice_loss(logits, labels, *, squared: bool = False, log: bool = False,
       "Generalised Dice overlap as a deep learning loss function for highly
       unbalanced segmentations", DLMIA 2017.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=dice_sums(squared),
-                       unit_loss=lambda s, q: dice_units(s, q, squared=squared, log=log))
+                       unit_loss=lambda s, params: dice_units(s, params, squared=squared, log=log))
 
 
-def jaccard_units(s: Sums, q) -> jax.Array:
-    return 1 - ratio(s.tp, s.tp + s.fp + s.fn, q)
+def jaccard_units(s: Sums, params: Params) -> jax.Array:
+    return 1 - ratio(s.tp, s.tp + s.fp + s.fn, params)
 
 
 @register()
-@takes_options()
-def jaccard_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
+def jaccard_loss(
+    logits: ArrayLike, labels: ArrayLike, *, activation: AnyActivation = "softmax",
+    smooth: Smooth = 1e-5, per_image: bool = False, include_background: bool = True,
+    classes: ClassMode = "all", class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None, where: ArrayLike | None = None, axis_name: AxisName = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Soft Jaccard (IoU) loss, with a one-pass custom backward.
 
     .. math::
@@ -190,17 +228,26 @@ def jaccard_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
       for image segmentation", ISVC 2016; Berman, Rannen Triki & Blaschko,
       "The Lovász-softmax loss", CVPR 2018.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=TP, unit_loss=jaccard_units)
 
 
-def tversky_index(s: Sums, q) -> jax.Array:
-    return ratio(s.tp, s.tp + q["alpha"] * s.fp + q["beta"] * s.fn, q)
+def tversky_index(s: Sums, params: Params) -> jax.Array:
+    return ratio(s.tp, s.tp + params["alpha"] * s.fp + params["beta"] * s.fn, params)
 
 
 @register()
-@takes_options()
-def tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, options: RegionOptions) -> jax.Array:
+def tversky_loss(
+    logits: ArrayLike, labels: ArrayLike, *, alpha: Scalar = 0.3, beta: Scalar = 0.7,
+    activation: AnyActivation = "softmax", smooth: Smooth = 1e-5, per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Tversky loss: Dice with separate weights on false positives and negatives.
 
     .. math::
@@ -250,23 +297,31 @@ def tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, options: RegionOptions)
       Salehi, Erdogmus & Gholipour, "Tversky loss function for image segmentation
       using 3D fully convolutional deep networks", MLMI 2017.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     checks.check_nonnegative("alpha", alpha)
     checks.check_nonnegative("beta", beta)
     inp = options.prepare(logits, labels)
-    return region_loss(inp, options, sums=TP, hyper={"alpha": alpha, "beta": beta},
-                       unit_loss=lambda s, q: 1 - tversky_index(s, q))
+    return region_loss(inp, options, sums=TP, params={"alpha": alpha, "beta": beta},
+                       unit_loss=lambda s, params: 1 - tversky_index(s, params))
 
 
-def focal_tversky_units(s: Sums, q) -> jax.Array:
+def focal_tversky_units(s: Sums, params: Params) -> jax.Array:
     # Clamped at 0: with s_num > s_den the index may exceed 1.
-    base = jnp.maximum(1 - tversky_index(s, q), 0)
-    return reduce.safe_pow(base, q["gamma"])  # finite gradient at base == 0
+    base = jnp.maximum(1 - tversky_index(s, params), 0)
+    return reduce.safe_pow(base, params["gamma"])  # finite gradient at base == 0
 
 
 @register()
-@takes_options()
-def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=0.75,
-                       options: RegionOptions) -> jax.Array:
+def focal_tversky_loss(
+    logits: ArrayLike, labels: ArrayLike, *, alpha: Scalar = 0.3, beta: Scalar = 0.7,
+    gamma: Scalar = 0.75, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
+    per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Focal Tversky loss: the Tversky loss of each unit raised to a power.
 
     .. math::
@@ -315,26 +370,34 @@ def focal_tversky_loss(logits, labels, *, alpha=0.3, beta=0.7, gamma=0.75,
       Abraham & Khan, "A novel focal Tversky loss function with improved
       attention U-Net for lesion segmentation", ISBI 2019.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         checks.check_nonnegative(name, value)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=TP, unit_loss=focal_tversky_units,
-                       hyper={"alpha": alpha, "beta": beta, "gamma": gamma})
+                       params={"alpha": alpha, "beta": beta, "gamma": gamma})
 
 
-def sensitivity_specificity_units(s: Sums, q) -> jax.Array:
+def sensitivity_specificity_units(s: Sums, params: Params) -> jax.Array:
     # Error rates, so only the denominators are smoothed (a smoothed numerator
     # would penalise a perfect prediction); an empty denominator means no error.
     negatives = s.count - s.sum_g
-    sensitivity_err = reduce.safe_div(s.sens_err, s.sum_g + q["s_den"])
-    specificity_err = reduce.safe_div(s.spec_err, negatives + q["s_den"])
-    return q["r"] * sensitivity_err + (1 - q["r"]) * specificity_err
+    sensitivity_err = reduce.safe_div(s.sens_err, s.sum_g + params["s_den"])
+    specificity_err = reduce.safe_div(s.spec_err, negatives + params["s_den"])
+    return params["r"] * sensitivity_err + (1 - params["r"]) * specificity_err
 
 
 @register()
-@takes_options()
-def sensitivity_specificity_loss(logits, labels, *, r=0.05,
-                                 options: RegionOptions) -> jax.Array:
+def sensitivity_specificity_loss(
+    logits: ArrayLike, labels: ArrayLike, *, r: Scalar = 0.05,
+    activation: AnyActivation = "softmax", smooth: Smooth = 1e-5, per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Sensitivity-specificity loss: squared errors on positives and negatives.
 
     .. math::
@@ -379,20 +442,29 @@ def sensitivity_specificity_loss(logits, labels, *, r=0.05,
       Brosch et al., "Deep convolutional encoder networks for multiple sclerosis
       lesion segmentation", MICCAI 2015.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     checks.check_in_range("r", r, 0.0, 1.0)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=("sens_err", "spec_err", "sum_g", "count"),
-                       unit_loss=sensitivity_specificity_units, hyper={"r": r})
+                       unit_loss=sensitivity_specificity_units, params={"r": r})
 
 
-def log_cosh_dice_units(s: Sums, q) -> jax.Array:
+def log_cosh_dice_units(s: Sums, params: Params) -> jax.Array:
     # The Dice loss lies in [0, 1] (a little beyond with unequal smooths): cosh cannot overflow.
-    return jnp.log(jnp.cosh(1 - dice_score(s, q)))
+    return jnp.log(jnp.cosh(1 - dice_coefficient(s, params)))
 
 
 @register()
-@takes_options()
-def log_cosh_dice_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
+def log_cosh_dice_loss(
+    logits: ArrayLike, labels: ArrayLike, *, activation: AnyActivation = "softmax",
+    smooth: Smooth = 1e-5, per_image: bool = False, include_background: bool = True,
+    classes: ClassMode = "all", class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None, where: ArrayLike | None = None, axis_name: AxisName = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Log-cosh Dice loss: :math:`\log\cosh` of the Dice loss of each unit.
 
     .. math::
@@ -430,23 +502,27 @@ def log_cosh_dice_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
     References:
       Jadon, "A survey of loss functions for semantic segmentation", CIBCB 2020.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=TP, unit_loss=log_cosh_dice_units)
 
 
-_GDL_WEIGHTS = ("square", "simple", "uniform")
+GDLWeighting = Literal["square", "simple", "uniform"]
 
 
-def generalized_dice_weights(sum_g: jax.Array, keep: jax.Array, weight: str) -> jax.Array:
+def generalized_dice_weights(sum_g: jax.Array, keep: jax.Array, weighting: str) -> jax.Array:
     """``w_c = 1/(Σg_c)^2``, ``1/Σg_c`` or ``1`` over the kept classes, 0 elsewhere.
 
     A kept class whose weight is infinite (absent from the unit) gets the largest
     finite weight of the unit (MONAI's convention); if there is none, every
     weight is 0.
     """
-    if weight == "square":
+    if weighting == "square":
         raw = 1 / jnp.square(sum_g)
-    elif weight == "simple":
+    elif weighting == "simple":
         raw = 1 / sum_g
     else:
         raw = jnp.ones_like(sum_g)
@@ -455,19 +531,24 @@ def generalized_dice_weights(sum_g: jax.Array, keep: jax.Array, weight: str) -> 
     return jnp.where(keep, jnp.where(finite, raw, largest), 0)
 
 
-def generalized_dice_units(s: Sums, q, keep: jax.Array, *, weight: str) -> jax.Array:
+def generalized_dice_units(s: Sums, params: Params, keep: jax.Array, *,
+                           weighting: str) -> jax.Array:
     """One loss per unit of classes, ``[B]`` or ``[]``."""
-    w = generalized_dice_weights(jax.lax.stop_gradient(s.sum_g), keep, weight)
-    if "class_weights" in q:
-        w = w * jnp.broadcast_to(q["class_weights"], w.shape)
-    score = ratio(2 * jnp.sum(w * s.tp, -1), jnp.sum(w * (2 * s.tp + s.fp + s.fn), -1), q)
+    w = generalized_dice_weights(jax.lax.stop_gradient(s.sum_g), keep, weighting)
+    if "class_weights" in params:
+        w = w * jnp.broadcast_to(params["class_weights"], w.shape)
+    score = ratio(2 * jnp.sum(w * s.tp, -1), jnp.sum(w * (2 * s.tp + s.fp + s.fn), -1), params)
     return 1 - score
 
 
 @register()
-@takes_options()
-def generalized_dice_loss(logits, labels, *, weight: str = "square",
-                          options: RegionOptions) -> jax.Array:
+def generalized_dice_loss(
+    logits: ArrayLike, labels: ArrayLike, *, weighting: GDLWeighting = "square",
+    activation: AnyActivation = "softmax", smooth: Smooth = 1e-5, per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Generalized Dice loss (Sudre et al.): one Dice over all classes, reweighted.
 
     .. math::
@@ -492,7 +573,7 @@ def generalized_dice_loss(logits, labels, *, weight: str = "square",
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
-      weight: ``"square"`` (default), ``"simple"`` or ``"uniform"``.
+      weighting: ``"square"`` (default), ``"simple"`` or ``"uniform"``.
 
     Returns:
       A scalar, or for ``reduction="none"`` ``[B]`` (``per_image=True``) or
@@ -500,7 +581,7 @@ def generalized_dice_loss(logits, labels, *, weight: str = "square",
 
     Peers: MONAI ``GeneralizedDiceLoss(w_type=t, smooth_nr=a, smooth_dr=d,
     batch=b, include_background=i, softmax=True, to_onehot_y=True)`` is
-    ``generalized_dice_loss(weight=t, smooth=(a, d), per_image=not b,
+    ``generalized_dice_loss(weighting=t, smooth=(a, d), per_image=not b,
     include_background=i)``.
 
     Examples:
@@ -516,11 +597,15 @@ def generalized_dice_loss(logits, labels, *, weight: str = "square",
       deep learning loss function for highly unbalanced segmentations", DLMIA 2017;
       Crum, Camara & Hill, "Generalized overlap measures", IEEE TMI 2006.
     """
-    checks.check_choice("weight", weight, _GDL_WEIGHTS)
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
+    checks.check_choice("weighting", weighting, typing.get_args(GDLWeighting))
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=TP, pooled=True,
-                       unit_loss=lambda s, q, keep: generalized_dice_units(s, q, keep,
-                                                                           weight=weight))
+                       unit_loss=lambda s, params, keep: generalized_dice_units(
+                           s, params, keep, weighting=weighting))
 
 
 def l1_intersection(s: Sums) -> jax.Array:
@@ -539,14 +624,19 @@ def soft_label_sums(inp) -> tuple[str, ...]:
     return TP if inp.labels is not None else ("sum_p", "sum_g", "l1")
 
 
-def jaccard_metric_units(s: Sums, q) -> jax.Array:
+def jaccard_metric_units(s: Sums, params: Params) -> jax.Array:
     intersection = l1_intersection(s)
-    return 1 - ratio(intersection, s.sum_p + s.sum_g - intersection, q)
+    return 1 - ratio(intersection, s.sum_p + s.sum_g - intersection, params)
 
 
 @register()
-@takes_options()
-def jaccard_metric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
+def jaccard_metric_loss(
+    logits: ArrayLike, labels: ArrayLike, *, activation: AnyActivation = "softmax",
+    smooth: Smooth = 1e-5, per_image: bool = False, include_background: bool = True,
+    classes: ClassMode = "all", class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None, where: ArrayLike | None = None, axis_name: AxisName = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Jaccard metric loss (Wang & Blaschko): soft Jaccard correct for soft labels.
 
     .. math::
@@ -595,17 +685,26 @@ def jaccard_metric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
       Wang, Ning & Blaschko, "Jaccard metric losses: Optimizing the Jaccard index
       with soft labels", NeurIPS 2023.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=soft_label_sums(inp), unit_loss=jaccard_metric_units)
 
 
-def dice_semimetric_units(s: Sums, q) -> jax.Array:
-    return 1 - ratio(2 * l1_intersection(s), s.sum_p + s.sum_g, q)
+def dice_semimetric_units(s: Sums, params: Params) -> jax.Array:
+    return 1 - ratio(2 * l1_intersection(s), s.sum_p + s.sum_g, params)
 
 
 @register()
-@takes_options()
-def dice_semimetric_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
+def dice_semimetric_loss(
+    logits: ArrayLike, labels: ArrayLike, *, activation: AnyActivation = "softmax",
+    smooth: Smooth = 1e-5, per_image: bool = False, include_background: bool = True,
+    classes: ClassMode = "all", class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None, where: ArrayLike | None = None, axis_name: AxisName = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Dice semimetric loss (Wang & Blaschko): soft Dice correct for soft labels.
 
     .. math::
@@ -652,16 +751,20 @@ def dice_semimetric_loss(logits, labels, *, options: RegionOptions) -> jax.Array
       Wang, Popordanoska, Bertels, Lemmens & Blaschko, "Dice semimetric losses:
       Optimizing the Dice score with soft labels", MICCAI 2023.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=soft_label_sums(inp), unit_loss=dice_semimetric_units)
 
 
-def mcc_units(s: Sums, q) -> jax.Array:
+def mcc_units(s: Sums, params: Params) -> jax.Array:
     """``1 − MCC`` per unit; 0 where ``fp = fn = 0``."""
     fp, fn = s.fp, s.fn
-    numerator = s.tp * s.tn - fp * fn + q["s_num"]
+    numerator = s.tp * s.tn - fp * fn + params["s_num"]
     # |tp·tn − fp·fn| ≤ sqrt(...) for non-negative counts, so |MCC| ≤ 1 with s_num = 0.
-    squared = (s.tp + fp) * (s.tp + fn) * (s.tn + fp) * (s.tn + fn) + q["s_den"]
+    squared = (s.tp + fp) * (s.tp + fn) * (s.tn + fp) * (s.tn + fn) + params["s_den"]
     # A zero denominator scores 1 with zero gradient: the root is taken of a positive
     # number only, so its derivative stays finite (the double-where pattern).
     positive = squared > 0
@@ -671,8 +774,13 @@ def mcc_units(s: Sums, q) -> jax.Array:
 
 
 @register()
-@takes_options(smooth=(0.0, 1e-5))
-def mcc_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
+def mcc_loss(
+    logits: ArrayLike, labels: ArrayLike, *, activation: AnyActivation = "softmax",
+    smooth: Smooth = (0.0, 1e-5), per_image: bool = False, include_background: bool = True,
+    classes: ClassMode = "all", class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None, where: ArrayLike | None = None, axis_name: AxisName = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Matthews correlation coefficient loss (Abhishek & Hamarneh): one minus the soft MCC.
 
     .. math::
@@ -728,5 +836,9 @@ def mcc_loss(logits, labels, *, options: RegionOptions) -> jax.Array:
       Abhishek & Hamarneh, "Matthews correlation coefficient loss for deep
       convolutional networks: application to skin lesion segmentation", ISBI 2021.
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     inp = options.prepare(logits, labels)
     return region_loss(inp, options, sums=("tp", "sum_p", "sum_g", "tn"), unit_loss=mcc_units)

@@ -34,12 +34,29 @@ import jax.numpy as jnp
 from jax import lax
 
 from segloss_jax._src import checks, reduce
-from segloss_jax._src.engine import RegionOptions, ratio, region_loss, smooth_pair, takes_options
-from segloss_jax._src.inputs import Inputs, class_vector
+from segloss_jax._src.engine import (
+    RegionOptions,
+    ratio,
+    reduce_region,
+    region_loss,
+    region_params,
+)
+from segloss_jax._src.inputs import Inputs
 from segloss_jax._src.region import dice_sums, dice_units
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import unit_sums
+from segloss_jax._src.types import (
+    AnyActivation,
+    ArrayLike,
+    AxisName,
+    ClassMode,
+    Reduction,
+    Scalar,
+    Smooth,
+)
 from segloss_jax._src.windows import check_spatial_ndim, erode, opening
+
+__all__ = ["cldice_loss", "dice_cldice_loss"]
 
 
 def _peel(x: jax.Array, spatial_ndim: int) -> jax.Array:
@@ -96,24 +113,22 @@ def _cldice(inp: Inputs, options: RegionOptions, iterations: int) -> jax.Array:
     hits_p, sum_skel_p, hits_g, sum_skel_g, sum_g = unit_sums(
         skel_p * g, skel_p, skel_g * p, skel_g, g,
         valid=inp.valid, per_image=options.per_image, axis_name=options.axis_name)
-    s_num, s_den = smooth_pair(options.smooth)
-    q = {"s_num": jnp.asarray(s_num, inp.dtype), "s_den": jnp.asarray(s_den, inp.dtype)}
-    t_prec = ratio(hits_p, sum_skel_p, q)  # (Σ S_p·g + s_num) / (Σ S_p + s_den)
-    t_sens = ratio(hits_g, sum_skel_g, q)  # (Σ S_g·p + s_num) / (Σ S_g + s_den)
+    params = region_params(inp, options)
+    t_prec = ratio(hits_p, sum_skel_p, params)  # (Σ S_p·g + s_num) / (Σ S_p + s_den)
+    t_sens = ratio(hits_g, sum_skel_g, params)  # (Σ S_g·p + s_num) / (Σ S_g + s_den)
     # Harmonic mean, 0 when both are 0 (only possible with s_num = 0).
     loss = 1 - reduce.safe_div(2 * t_prec * t_sens, t_prec + t_sens)
-    keep = reduce.kept_units(sum_g, include_background=options.include_background,
-                             classes=options.classes)
-    weights = None
-    if options.class_weights is not None:
-        weights = class_vector(options.class_weights, inp.num_classes, "class_weights", inp.dtype)
-    return reduce.reduce_units(loss, keep, reduction=options.reduction, class_weights=weights,
-                               axis_name=options.axis_name)
+    return reduce_region(loss, sum_g, options, params)
 
 
 @register()
-@takes_options(smooth=(1.0, 1.0))
-def cldice_loss(logits, labels, *, iterations: int = 3, options: RegionOptions) -> jax.Array:
+def cldice_loss(
+    logits: ArrayLike, labels: ArrayLike, *, iterations: int = 3,
+    activation: AnyActivation = "softmax", smooth: Smooth = (1.0, 1.0), per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Soft clDice loss (Shit et al.): overlap of skeletons, for thin tubular structures.
 
     .. math::
@@ -183,20 +198,30 @@ def cldice_loss(logits, labels, *, iterations: int = 3, options: RegionOptions) 
       Shit et al., "clDice -- a novel topology-preserving loss function for
       tubular structure segmentation", CVPR 2021 (arXiv:2003.07311).
     """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
     checks.check_count("iterations", iterations)
     inp = options.prepare(logits, labels)
     return _cldice(inp, options, iterations)
 
 
 @register()
-@takes_options(smooth=(1.0, 1.0))
-def dice_cldice_loss(logits, labels, *, alpha=0.5, iterations: int = 3,
-                     options: RegionOptions) -> jax.Array:
+def dice_cldice_loss(
+    logits: ArrayLike, labels: ArrayLike, *, lambda_dice: Scalar = 0.5,
+    lambda_cldice: Scalar = 0.5, iterations: int = 3,
+    activation: AnyActivation = "softmax", smooth: Smooth = (1.0, 1.0), per_image: bool = False,
+    include_background: bool = True, classes: ClassMode = "all",
+    class_weights: ArrayLike | None = None, ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Soft Dice plus soft clDice (Shit et al.), sharing one activation.
 
     .. math::
 
-       L = (1 - \alpha)\, L_{\mathrm{dice}} + \alpha\, L_{\mathrm{clDice}}
+       L = \lambda_{\mathrm{dice}}\, L_{\mathrm{dice}}
+         + \lambda_{\mathrm{clDice}}\, L_{\mathrm{clDice}}
 
     with :math:`L_{\mathrm{dice}}` = :func:`~segloss_jax.dice_loss`
     (:math:`1 - (2tp + s_n)/(2tp + fp + fn + s_d)` per unit) and
@@ -215,7 +240,9 @@ def dice_cldice_loss(logits, labels, *, alpha=0.5, iterations: int = 3,
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets; no gradient.
-      alpha: weight :math:`\alpha \in [0, 1]` of the clDice term.
+      lambda_dice: non-negative weight of the Dice term.
+      lambda_cldice: non-negative weight of the clDice term (the paper's
+        :math:`(1 - \alpha, \alpha)` is ``lambda_dice=1 - a, lambda_cldice=a``).
       iterations: erosion steps of the soft skeleton, as in :func:`cldice_loss`.
 
     Returns:
@@ -224,8 +251,9 @@ def dice_cldice_loss(logits, labels, *, alpha=0.5, iterations: int = 3,
     MONAI ``SoftDiceclDiceLoss(iter_=k, alpha=a, smooth_nr=s, smooth_dr=d)``
     averages its Dice term over the kept channels of each image and pools them
     into one unit for its clDice term (adding ``smooth=1e-4`` to the harmonic
-    mean): with one kept channel it is ``dice_cldice_loss(alpha=a,
-    iterations=k, smooth=(s, d), per_image=True)`` up to that constant.
+    mean): with one kept channel it is ``dice_cldice_loss(lambda_dice=1 - a,
+    lambda_cldice=a, iterations=k, smooth=(s, d), per_image=True)`` up to that
+    constant.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -239,9 +267,13 @@ def dice_cldice_loss(logits, labels, *, alpha=0.5, iterations: int = 3,
       Shit et al., "clDice -- a novel topology-preserving loss function for
       tubular structure segmentation", CVPR 2021 (arXiv:2003.07311).
     """
-    checks.check_in_range("alpha", alpha, 0.0, 1.0)
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            class_weights=class_weights, ignore_index=ignore_index, where=where,
+                            axis_name=axis_name, reduction=reduction)
+    checks.check_nonnegative("lambda_dice", lambda_dice)
+    checks.check_nonnegative("lambda_cldice", lambda_cldice)
     checks.check_count("iterations", iterations)
     inp = options.prepare(logits, labels)
-    dice = region_loss(inp, options, sums=dice_sums(False),
-                       unit_loss=lambda s, q: dice_units(s, q))
-    return (1 - alpha) * dice + alpha * _cldice(inp, options, iterations)
+    dice = region_loss(inp, options, sums=dice_sums(False), unit_loss=dice_units)
+    return lambda_dice * dice + lambda_cldice * _cldice(inp, options, iterations)

@@ -31,6 +31,9 @@ from segloss_jax._src.pixelwise import binary_ce
 from segloss_jax._src.reduce import reduce_pixels, safe_div
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import max_across, sum_across
+from segloss_jax._src.types import AnyActivation
+
+__all__ = ["ssim_loss", "structural_similarity_loss"]
 
 __all__ = ["ssim_loss", "structural_similarity_loss"]
 
@@ -109,10 +112,10 @@ def _weighted_bwd(weight, cotangent):
 _weighted.defvjp(_weighted_fwd, _weighted_bwd)
 
 
-@register(activations=("softmax", "sigmoid", None))
+@register()
 def ssim_loss(
     logits: chex.Array, labels: chex.Array, *, window_size: int = 11, sigma: float = 1.5,
-    activation: str | None = "softmax", class_weights: chex.Array | None = None,
+    activation: AnyActivation = "softmax", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
@@ -182,7 +185,7 @@ def ssim_loss(
     """
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index)
-    checks.check_choice("reduction", reduction, checks.REDUCTIONS)
+    checks.check_reduction(reduction)
     taps = _check_window(inp, window_size, sigma)
     p, g = _masked_maps(inp)
     c = inp.num_classes
@@ -196,10 +199,10 @@ def ssim_loss(
     return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
 
-@register(activations=("softmax", "sigmoid", None))
+@register()
 def structural_similarity_loss(
     logits: chex.Array, labels: chex.Array, *, beta: float = 0.1, window_size: int = 3,
-    sigma: float = 1.5, activation: str | None = "softmax",
+    sigma: float = 1.5, activation: AnyActivation = "softmax",
     class_weights: chex.Array | None = None, where: chex.Array | None = None,
     ignore_index: int | None = None, axis_name: Hashable | None = None,
     reduction: str = "mean",
@@ -316,7 +319,7 @@ def structural_similarity_loss(
     # CE reads log-probabilities, the windows probabilities: one exp for both.
     inp = prepare(logits, labels, activation=activation, where=where,
                   ignore_index=ignore_index, fused=True)
-    checks.check_choice("reduction", reduction, checks.REDUCTIONS)
+    checks.check_reduction(reduction)
     checks.check_in_half_open(
         "beta", beta, 0.0, 1.0, why="(at 1 no error exceeds β·e_max = e_max, so no position "
         "would be selected and the loss would be 0 with zero gradient)")

@@ -9,14 +9,20 @@ by ordinary autodiff (:math:`\delta` and the sums are each one elementwise pass)
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks, reduce, stats
-from segloss_jax._src.engine import RegionOptions, smooth_pair, takes_options
+from segloss_jax._src.engine import RegionOptions, ratio, reduce_pooled, region_params
 from segloss_jax._src.registry import register
+from segloss_jax._src.types import ArrayLike, AxisName, Reduction, Smooth, SoftmaxOnly
 
-WEIGHTINGS = ("default", "GDL")
+__all__ = ["generalized_wasserstein_dice_loss"]
+
+Weighting = Literal["default", "GDL"]
 
 
 def wasserstein_errors(target: jax.Array, probs: jax.Array, m_hat: jax.Array) -> jax.Array:
@@ -25,12 +31,13 @@ def wasserstein_errors(target: jax.Array, probs: jax.Array, m_hat: jax.Array) ->
     return jnp.einsum("...k,kc,...c->...", target, m_hat, probs)
 
 
-@register(activations=("softmax",), labels=("integer",))
-@takes_options(omit=("per_image", "include_background", "classes", "class_weights"),
-               smooth=(1e-5, 1e-5))
-def generalized_wasserstein_dice_loss(logits, labels, *, distance_matrix,
-                                      weighting: str = "default",
-                                      options: RegionOptions) -> jax.Array:
+@register(labels=("integer",))
+def generalized_wasserstein_dice_loss(
+    logits: ArrayLike, labels: ArrayLike, *, distance_matrix: ArrayLike,
+    weighting: Weighting = "default", activation: SoftmaxOnly = "softmax",
+    smooth: Smooth = (1e-5, 1e-5), ignore_index: int | None = None,
+    where: ArrayLike | None = None, axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Generalized Wasserstein Dice loss (Fidon et al.): Dice with distances between classes.
 
     .. math::
@@ -103,14 +110,16 @@ def generalized_wasserstein_dice_loss(logits, labels, *, distance_matrix,
       automatic segmentation of lung, lesion and lesion type in CT scans of
       COVID-19 patients", arXiv:2007.15546, 2020 (the ``"GDL"`` weighting).
     """
-    checks.check_choice("weighting", weighting, WEIGHTINGS)
+    options = RegionOptions(activation=activation, smooth=smooth, ignore_index=ignore_index,
+                            where=where, axis_name=axis_name, reduction=reduction)
+    checks.check_choice("weighting", weighting, typing.get_args(Weighting))
     inp = options.prepare(logits, labels, allowed_activations=("softmax",))
     if inp.labels is None:
         raise ValueError(
             "generalized_wasserstein_dice_loss takes integer `labels` [B, *spatial] (the "
             f"distance is to the labelled class), got dense labels of shape {inp.target.shape}.")
     checks.check_distance_matrix(distance_matrix, inp.num_classes)
-    s_num, s_den = smooth_pair(options.smooth)
+    params = region_params(inp, options)
 
     m = jnp.asarray(distance_matrix, inp.dtype)
     m_hat = reduce.safe_div(m, jnp.max(m))
@@ -127,8 +136,5 @@ def generalized_wasserstein_dice_loss(logits, labels, *, distance_matrix,
         alpha = (jnp.arange(inp.num_classes) > 0).astype(inp.dtype).reshape(1, -1)
         true_pos = jnp.sum(alpha * (volume - error), axis=-1)
         denominator = 2 * true_pos + jnp.sum(error, axis=-1)
-    score = reduce.safe_div(2 * true_pos + s_num, denominator + s_den, fallback=1.0)
-    loss = (1 - score)[:, None]  # one unit of classes per image
-    out = reduce.reduce_units(loss, jnp.ones(loss.shape, bool), reduction=options.reduction,
-                              axis_name=options.axis_name)
-    return out[:, 0] if options.reduction == "none" else out
+    loss = 1 - ratio(2 * true_pos, denominator, params)  # one unit of classes per image
+    return reduce_pooled(loss, jnp.ones(volume.shape, bool), options)

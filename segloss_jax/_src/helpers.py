@@ -1,13 +1,16 @@
-"""Deep supervision: one loss applied to every output of a multi-scale decoder.
+"""Functions of losses: :func:`combine` (a weighted sum of registered losses) and
+:func:`deep_supervision` (one loss over every output of a multi-scale decoder).
 
-The labels (and ``where``) are resampled to each output's spatial shape by
-nearest-exact sampling; shapes are static, so the resampling is a constant
-gather, chosen at trace time.
+For deep supervision the labels (and ``where``) are resampled to each output's
+spatial shape by nearest-exact sampling; shapes are static, so the resampling is
+a constant gather, chosen at trace time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import chex
@@ -16,6 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from segloss_jax._src import checks
+from segloss_jax._src.registry import accepted_keywords, check_keywords, loss_info
+
+__all__ = ["combine", "deep_supervision"]
 
 _WEIGHTINGS = ("exp", "same")
 
@@ -167,3 +173,106 @@ def deep_supervision(
     supervised.__doc__ = (f"Deep supervision of {getattr(loss, '__name__', repr(loss))} "
                           f"(weights={weights!r}), made by segloss_jax.deep_supervision.")
     return supervised
+
+
+def combine(
+    weights: Mapping[str, float],
+    *,
+    per_loss: Mapping[str, Mapping[str, Any]] | None = None,
+    **shared_kwargs: Any,
+) -> Callable[..., jax.Array]:
+    r"""A weighted sum of registered losses, as one pure function.
+
+    .. math::
+
+       L(x, y) = \sum_k w_k\, L_k(x, y;\ \text{shared}, \text{per\_loss}_k)
+
+    Returns ``fn(logits, labels, **kwargs)``, usable inside ``jit``, ``grad`` and
+    ``vmap``. Every member gets ``shared_kwargs`` (e.g. ``ignore_index``,
+    ``where``, ``activation``), then its own entry of ``per_loss``, then the
+    keywords of the call, later ones overriding earlier ones.
+
+    Everything that can be checked is checked here, once: unknown names raise
+    the registry's ``KeyError`` with close matches; a keyword a member does not
+    accept (``inspect.signature``) raises ``TypeError`` naming the loss and the
+    keyword; an ``activation`` a member does not support, or members that would
+    silently use different default activations (``dice`` defaults to softmax,
+    ``binary_cross_entropy`` to sigmoid), raise ``ValueError``.
+
+    Args:
+      weights: ``{name: weight}`` with registry names (:func:`list_losses`) and
+        non-negative Python numbers (or scalars).
+      per_loss: optional ``{name: {keyword: value}}`` for one member only, e.g.
+        ``{"focal": {"gamma": 1.0}}``.
+      **shared_kwargs: keywords passed to every member.
+
+    Returns:
+      ``fn(logits, labels, **kwargs) -> scalar``; ``fn.weights`` holds the weights.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> loss_fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5}, ignore_index=255)
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
+      >>> labels = jnp.array([[0, 1, 255]])
+      >>> print(f"{loss_fn(logits, labels):.4f}")
+      0.3052
+      >>> sl.combine({"dice": 1.0, "cross_entropy": 1.0}, smooth=1.0)
+      Traceback (most recent call last):
+        ...
+      TypeError: combine: loss 'cross_entropy' (cross_entropy) does not accept keyword 'smooth'; ...
+    """
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError(f"`weights` must be a non-empty dict {{name: weight}}, got {weights!r}.")
+    per_loss = dict(per_loss or {})
+    for name in per_loss:
+        if name not in weights:
+            raise KeyError(f"combine: per_loss names {name!r}, which is not in `weights` "
+                           f"({', '.join(map(repr, weights))}).")
+    members = []
+    for name, weight in weights.items():
+        info = loss_info(name)  # KeyError with close matches
+        if not isinstance(weight, numbers.Real | jax.Array) or isinstance(weight, bool):
+            raise TypeError(f"combine: the weight of {name!r} must be a number, got {weight!r}.")
+        checks.check_nonnegative(f"weights[{name!r}]", weight)
+        accepted = accepted_keywords(info.fn)
+        own = dict(per_loss.get(name, {}))
+        check_keywords(name, info.fn, accepted, {**shared_kwargs, **own})
+        members.append((name, weight, info, accepted, own))
+
+    def activation_of(info, own):
+        if "activation" in own:
+            return own["activation"]
+        if "activation" in shared_kwargs:
+            return shared_kwargs["activation"]
+        param = inspect.signature(info.fn).parameters.get("activation")
+        return info.activations[0] if param is None else param.default
+
+    explicit = "activation" in shared_kwargs
+    used = {}
+    for name, _, info, _, own in members:
+        act = activation_of(info, own)
+        if act not in info.activations:
+            raise ValueError(f"combine: loss {name!r} does not support activation={act!r}; "
+                             f"it supports {info.activations}.")
+        explicit = explicit or "activation" in own
+        used[name] = act
+    if not explicit and len(set(used.values())) > 1:
+        raise ValueError(
+            f"combine: the losses would use different default activations ({used}); pass "
+            f"activation=... so that they read the logits alike.")
+
+    def combined(logits: chex.Array, labels: chex.Array, **kwargs: Any) -> jax.Array:
+        total = None
+        for name, weight, info, accepted, own in members:
+            check_keywords(name, info.fn, accepted, kwargs)
+            term = weight * info.fn(logits, labels, **{**shared_kwargs, **own, **kwargs})
+            total = term if total is None else total + term
+        return total
+
+    combined.__name__ = "combined"
+    combined.__qualname__ = "combined"
+    combined.__doc__ = ("Weighted sum of " + " + ".join(f"{w!r}·{n}" for n, w in weights.items())
+                        + " (made by segloss_jax.combine).")
+    combined.weights = dict(weights)
+    return combined
