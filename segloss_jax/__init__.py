@@ -16,27 +16,14 @@ from segloss_jax._src.compound import *  # noqa: F403
 from segloss_jax._src.distance import *  # noqa: F403
 from segloss_jax._src.helpers import *  # noqa: F403
 from segloss_jax._src.lovasz import *  # noqa: F403
-from segloss_jax._src.metrics import (
-    CalibrationErrorMetric,
-    ConfusionMatrixMetric,
-    average_surface_distance,
-    calibration_error,
-    confusion_matrix,
-    dice_from_confusion,
-    dice_score,
-    hausdorff_distance,
-    iou_from_confusion,
-    iou_score,
-    mean_score,
-    surface_dice,
-)
+from segloss_jax._src.metrics import *  # noqa: F403
 from segloss_jax._src.pixelwise import *  # noqa: F403
 from segloss_jax._src.region import *  # noqa: F403
 from segloss_jax._src.registry import *  # noqa: F403
 from segloss_jax._src.skeleton import *  # noqa: F403
 from segloss_jax._src.structural import *  # noqa: F403
 from segloss_jax._src.wasserstein import *  # noqa: F403
-from segloss_jax._src.weights import inverse_frequency_weights
+from segloss_jax._src.weights import *  # noqa: F403
 
 __version__ = "0.1.0"
 

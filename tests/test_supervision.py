@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from test_contract import CONTRACT_KWARGS, REQUIRED_VALUES
 
 import segloss_jax as sl
-from segloss_jax._src.registry import loss_info
 from segloss_jax._src.helpers import nearest_exact_indices
+from segloss_jax._src.registry import loss_info
 
 
 def outputs(seed, shapes, c=3, batch=2):
