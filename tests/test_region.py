@@ -521,8 +521,8 @@ def test_errors():
         sl.focal_tversky_loss(x, labels, gamma=-1.0)
     with pytest.raises(ValueError, match="`r`"):
         sl.sensitivity_specificity_loss(x, labels, r=1.5)
-    with pytest.raises(ValueError, match="weight"):
-        sl.generalized_dice_loss(x, labels, weight="cubic")
+    with pytest.raises(ValueError, match="weighting"):
+        sl.generalized_dice_loss(x, labels, weighting="cubic")
     with pytest.raises(ValueError, match="softmax"):
         sl.dice_loss(x[..., :1], labels, activation="softmax")
     with pytest.raises(TypeError, match="per_image"):

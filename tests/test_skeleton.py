@@ -275,11 +275,11 @@ def test_bad_iterations(name):
     assert np.isfinite(getattr(sl, name)(x, y, iterations=np.int64(2)))
 
 
-@pytest.mark.parametrize("alpha", [-0.1, 1.5])
-def test_alpha_outside_unit_interval(alpha):
+@pytest.mark.parametrize("name", ["lambda_dice", "lambda_cldice"])
+def test_negative_term_weight(name):
     logits, labels = _case((5, 6), 3)
-    with pytest.raises(ValueError, match=r"`alpha` must lie in \[0.0, 1.0\]"):
-        sl.dice_cldice_loss(jnp.asarray(logits), jnp.asarray(labels), alpha=alpha)
+    with pytest.raises(ValueError, match=f"`{name}` must be non-negative"):
+        sl.dice_cldice_loss(jnp.asarray(logits), jnp.asarray(labels), **{name: -0.1})
 
 
 def test_soft_skeleton_bad_spatial_ndim():
