@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,7 @@ import numpy as np
 Sampling = float | Sequence[float] | jax.Array | None
 
 
-def _is_host_number(x) -> bool:
+def _is_host_number(x: object) -> TypeGuard[numbers.Real]:
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
@@ -57,10 +58,14 @@ def join_sampling(static: Sampling, traced: Sampling, wide: bool = False) -> Sam
     return sampling
 
 
+def _x64() -> bool:
+    return bool(jax.config.read("jax_enable_x64"))
+
+
 def is_float64(sampling: Sampling) -> bool:
     """Whether ``sampling`` asks for float64 distances (a float64 array, x64 enabled)."""
     dtype = getattr(sampling, "dtype", None)
-    return bool(jax.config.jax_enable_x64) and dtype == jnp.float64
+    return _x64() and dtype == jnp.float64
 
 
 def sampling_args(sampling: Sampling) -> dict:
@@ -78,7 +83,7 @@ def result_dtype(mask: jax.Array, sampling: Sampling) -> jnp.dtype:
 
     bf16 and f16 masks give float32.
     """
-    wide = is_float64(sampling) or (mask.dtype == jnp.float64 and jax.config.jax_enable_x64)
+    wide = is_float64(sampling) or (mask.dtype == jnp.float64 and _x64())
     return jnp.dtype(jnp.float64 if wide else jnp.float32)
 
 

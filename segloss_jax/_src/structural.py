@@ -17,9 +17,7 @@ change the loss of any pixel; they then count in no mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,7 +29,7 @@ from segloss_jax._src.pixelwise import binary_ce
 from segloss_jax._src.reduce import reduce_pixels, safe_div
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import max_across, sum_across
-from segloss_jax._src.types import AnyActivation
+from segloss_jax._src.types import AnyActivation, ArrayLike, AxisName, Reduction
 
 __all__ = ["ssim_loss", "structural_similarity_loss"]
 
@@ -60,8 +58,9 @@ def local_moments(x: jax.Array, taps: np.ndarray) -> jax.Array:
         pad = [(0, 0)] * x.ndim
         pad[axis] = (radius, radius)
         padded = jnp.pad(x, pad, mode="reflect")
-        x = sum(float(w) * lax.slice_in_dim(padded, k, k + n, axis=axis)
-                for k, w in enumerate(taps))
+        terms = [float(w) * lax.slice_in_dim(padded, k, k + n, axis=axis)
+                 for k, w in enumerate(taps)]
+        x = sum(terms[1:], terms[0])
     return x
 
 
@@ -114,10 +113,10 @@ _weighted.defvjp(_weighted_fwd, _weighted_bwd)
 
 @register()
 def ssim_loss(
-    logits: chex.Array, labels: chex.Array, *, window_size: int = 11, sigma: float = 1.5,
-    activation: AnyActivation = "softmax", class_weights: chex.Array | None = None,
-    where: chex.Array | None = None, ignore_index: int | None = None,
-    axis_name: Hashable | None = None, reduction: str = "mean",
+    logits: ArrayLike, labels: ArrayLike, *, window_size: int = 11, sigma: float = 1.5,
+    activation: AnyActivation = "softmax", class_weights: ArrayLike | None = None,
+    where: ArrayLike | None = None, ignore_index: int | None = None,
+    axis_name: AxisName = None, reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""SSIM loss: one minus the structural similarity of each class map with its target.
 
@@ -201,11 +200,11 @@ def ssim_loss(
 
 @register()
 def structural_similarity_loss(
-    logits: chex.Array, labels: chex.Array, *, beta: float = 0.1, window_size: int = 3,
+    logits: ArrayLike, labels: ArrayLike, *, beta: float = 0.1, window_size: int = 3,
     sigma: float = 1.5, activation: AnyActivation = "softmax",
-    class_weights: chex.Array | None = None, where: chex.Array | None = None,
-    ignore_index: int | None = None, axis_name: Hashable | None = None,
-    reduction: str = "mean",
+    class_weights: ArrayLike | None = None, where: ArrayLike | None = None,
+    ignore_index: int | None = None, axis_name: AxisName = None,
+    reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Correlation maximized structural similarity loss (SSL) of Zhao et al. 2019.
 
