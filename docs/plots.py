@@ -58,10 +58,12 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
                 for a, b in ((0.5, 0.5), (0.3, 0.7), (0.7, 0.3))],
     "focal_tversky": [(f"gamma={g:.3g}", {"gamma": g}) for g in (0.75, 1.0, 4 / 3)],
     "sensitivity_specificity": [(f"r={r:g}", {"r": r}) for r in (0.05, 0.5)],
-    "generalized_dice": [(f'weight="{w}"', {"weight": w}) for w in ("square", "simple", "uniform")],
+    "generalized_dice": [(f'weighting="{w}"', {"weighting": w})
+                         for w in ("square", "simple", "uniform")],
     "hausdorff_dt": [(f"alpha={a:g}", {"alpha": a}) for a in (1.0, 2.0)],
     "exp_log": [("default", {}), ("gamma=1", {"gamma": 1.0})],
-    "combo": [("default", {}), ("alpha=0.9", {"alpha": 0.9})],
+    "combo": [("default", {}),
+              ("lambda_ce=0.9, lambda_dice=0.1", {"lambda_ce": 0.9, "lambda_dice": 0.1})],
     "generalized_wasserstein_dice": [(f'weighting="{w}"', {"distance_matrix": [[0, 1], [1, 0]],
                                                            "weighting": w})
                                      for w in ("default", "GDL")],

@@ -19,10 +19,8 @@ from segloss_jax._src.lovasz import *  # noqa: F403
 from segloss_jax._src.metrics import *  # noqa: F403
 from segloss_jax._src.pixelwise import *  # noqa: F403
 from segloss_jax._src.region import *  # noqa: F403
-from segloss_jax._src.registry import *  # noqa: F403
-from segloss_jax._src.skeleton import *  # noqa: F403
 from segloss_jax._src.structural import *  # noqa: F403
-from segloss_jax._src.wasserstein import *  # noqa: F403
+from segloss_jax._src.topology import *  # noqa: F403
 from segloss_jax._src.weights import *  # noqa: F403
 
 __version__ = "0.1.0"

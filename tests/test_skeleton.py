@@ -1,4 +1,4 @@
-"""Tests for the soft skeleton and the clDice losses (``segloss_jax._src.skeleton``).
+"""Tests for the soft skeleton and the clDice losses (``segloss_jax._src.topology``).
 
 Values are checked against the float64 NumPy references of ``reference.py``
 (``soft_skeleton`` from Shit et al.'s Algorithm 1 on ``scipy.ndimage`` grey
@@ -21,7 +21,7 @@ from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 
 import segloss_jax as sl
-from segloss_jax._src.skeleton import soft_skeleton
+from segloss_jax._src.topology import soft_skeleton
 from segloss_jax._src.windows import erode, opening
 
 SPATIAL = {"1d": (11,), "2d": (7, 8), "3d": (5, 6, 4)}

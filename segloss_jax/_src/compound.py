@@ -38,7 +38,7 @@ from segloss_jax._src.engine import (
 )
 from segloss_jax._src.inputs import Inputs
 from segloss_jax._src.pixelwise import balanced_ce, binary_ce, categorical_ce, focal_terms
-from segloss_jax._src.region import TP, dice_sums, dice_units
+from segloss_jax._src.region.overlap import TP, dice_sums, dice_units
 from segloss_jax._src.registry import register
 from segloss_jax._src.types import (
     AnyActivation,

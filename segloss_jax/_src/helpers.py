@@ -1,4 +1,5 @@
-"""Functions of losses: :func:`combine` (a weighted sum of registered losses) and
+"""The helpers family: the registry lookups :func:`get_loss` and :func:`list_losses`, and
+functions of losses, :func:`combine` (a weighted sum of registered losses) and
 :func:`deep_supervision` (one loss over every output of a multi-scale decoder).
 
 For deep supervision the labels (and ``where``) are resampled to each output's
@@ -19,9 +20,46 @@ import jax.numpy as jnp
 import numpy as np
 
 from segloss_jax._src import checks
-from segloss_jax._src.registry import accepted_keywords, check_keywords, loss_info
+from segloss_jax._src.registry import (
+    accepted_keywords,
+    check_keywords,
+    loss_info,
+    registered_names,
+)
 
-__all__ = ["combine", "deep_supervision"]
+__all__ = ["get_loss", "list_losses", "combine", "deep_supervision"]
+
+def get_loss(name: str) -> Callable[..., Any]:
+    """Returns the registered loss function called ``name``.
+
+    Args:
+      name: a name from :func:`list_losses`, e.g. ``"dice"`` or ``"lovasz_softmax"``.
+
+    Returns:
+      The loss function, called as ``fn(logits, labels, **kwargs)``.
+
+    Raises:
+      KeyError: for an unknown name; the message lists close matches.
+
+    Examples:
+      >>> import segloss_jax as sl
+      >>> sl.get_loss("cross_entropy") is sl.cross_entropy
+      True
+    """
+    return loss_info(name).fn
+
+
+def list_losses() -> tuple[str, ...]:
+    """Names of every registered loss, sorted.
+
+    Examples:
+      >>> import segloss_jax as sl
+      >>> "focal" in sl.list_losses()
+      True
+    """
+    return registered_names()
+
+
 
 _WEIGHTINGS = ("exp", "same")
 

@@ -17,8 +17,6 @@ from typing import Any, TypeVar
 from segloss_jax._src.families import family_of
 from segloss_jax._src.types import ACTIVATIONS, activations_of
 
-__all__ = ["get_loss", "list_losses"]
-
 LossFn = TypeVar("LossFn", bound=Callable[..., Any])
 
 _REGISTRY: dict[str, LossInfo] = {}
@@ -98,34 +96,8 @@ def loss_info(name: str) -> LossInfo:
         ) from None
 
 
-def get_loss(name: str) -> Callable[..., Any]:
-    """Returns the registered loss function called ``name``.
-
-    Args:
-      name: a name from :func:`list_losses`, e.g. ``"dice"`` or ``"lovasz_softmax"``.
-
-    Returns:
-      The loss function, called as ``fn(logits, labels, **kwargs)``.
-
-    Raises:
-      KeyError: for an unknown name; the message lists close matches.
-
-    Examples:
-      >>> import segloss_jax as sl
-      >>> sl.get_loss("cross_entropy") is sl.cross_entropy
-      True
-    """
-    return loss_info(name).fn
-
-
-def list_losses() -> tuple[str, ...]:
-    """Names of every registered loss, sorted.
-
-    Examples:
-      >>> import segloss_jax as sl
-      >>> "focal" in sl.list_losses()
-      True
-    """
+def registered_names() -> tuple[str, ...]:
+    """Names of every registered loss, sorted."""
     return tuple(sorted(_REGISTRY))
 
 

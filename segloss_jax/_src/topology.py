@@ -42,7 +42,7 @@ from segloss_jax._src.engine import (
     region_params,
 )
 from segloss_jax._src.inputs import Inputs
-from segloss_jax._src.region import dice_sums, dice_units
+from segloss_jax._src.region.overlap import dice_sums, dice_units
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import unit_sums
 from segloss_jax._src.types import (

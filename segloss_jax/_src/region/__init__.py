@@ -1,0 +1,17 @@
+"""Region losses: scores of soft confusion statistics per unit (class over the batch, or
+(image, class) with ``per_image=True``), one family and one docs page.
+
+* :mod:`.overlap` -- Dice, Jaccard, Tversky, focal Tversky, sensitivity-specificity,
+  log-cosh Dice, generalized Dice and MCC, from the soft counts ``tp, fp, fn`` (``tn``);
+* :mod:`.soft_label` -- the soft-label-correct Jaccard metric and Dice semimetric losses;
+* :mod:`.wasserstein` -- the generalized Wasserstein Dice loss (distances between classes).
+"""
+
+from segloss_jax._src.region.overlap import *  # noqa: F403
+from segloss_jax._src.region.overlap import __all__ as _overlap
+from segloss_jax._src.region.soft_label import *  # noqa: F403
+from segloss_jax._src.region.soft_label import __all__ as _soft_label
+from segloss_jax._src.region.wasserstein import *  # noqa: F403
+from segloss_jax._src.region.wasserstein import __all__ as _wasserstein
+
+__all__ = [*_overlap, *_soft_label, *_wasserstein]
