@@ -160,7 +160,7 @@ def dice_ce_loss(
 @register()
 def dice_focal_loss(
     logits: ArrayLike, labels: ArrayLike, *, lambda_dice: Scalar = 1.0, lambda_focal: Scalar = 1.0,
-    gamma: Scalar = 2.0, alpha: Scalar = None, squared: bool = False,
+    gamma: Scalar = 2.0, alpha: Scalar | ArrayLike | None = None, squared: bool = False,
     activation: AnyActivation = "softmax", smooth: Smooth = 1e-5, per_image: bool = False,
     include_background: bool = True, classes: ClassMode = "all",
     class_weights: ArrayLike | None = None, ignore_index: int | None = None,

@@ -9,8 +9,10 @@ a constant gather, chosen at trace time.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from segloss_jax._src import checks
 from segloss_jax._src.registry import (
+    LossInfo,
     accepted_keywords,
     check_keywords,
     loss_info,
@@ -193,7 +196,7 @@ def deep_supervision(
             where = jnp.asarray(where)
             where = where.reshape((1,) * (len(full) - where.ndim) + where.shape)
         labels = jnp.asarray(labels)
-        total = None
+        total: jax.Array | None = None
         for w_i, logits in zip(w, logits_seq, strict=True):
             spatial = np.shape(logits)[1:-1]
             if where is not None:
@@ -205,7 +208,8 @@ def deep_supervision(
                     f"{spatial} but {jnp.shape(total)} at the first: use a reduction that "
                     "does not depend on the resolution (\"mean\" or \"sum\").")
             total = term if total is None else total + term
-        return total / sum(w) if isinstance(w, list) else total / jnp.sum(jnp.asarray(w))
+        assert total is not None  # at least one output (checked above)
+        return total / (sum(w) if isinstance(w, list) else jnp.sum(jnp.asarray(w)))
 
     supervised.__name__ = supervised.__qualname__ = "deep_supervised"
     supervised.__doc__ = (f"Deep supervision of {getattr(loss, '__name__', repr(loss))} "
@@ -267,7 +271,7 @@ def combine(
         if name not in weights:
             raise KeyError(f"combine: per_loss names {name!r}, which is not in `weights` "
                            f"({', '.join(map(repr, weights))}).")
-    members = []
+    members: list[tuple[str, Any, LossInfo, frozenset[str] | None, dict[str, Any]]] = []
     for name, weight in weights.items():
         info = loss_info(name)  # KeyError with close matches
         if not isinstance(weight, numbers.Real | jax.Array) or isinstance(weight, bool):
@@ -301,16 +305,15 @@ def combine(
             f"activation=... so that they read the logits alike.")
 
     def combined(logits: chex.Array, labels: chex.Array, **kwargs: Any) -> jax.Array:
-        total = None
+        terms = []
         for name, weight, info, accepted, own in members:
             check_keywords(name, info.fn, accepted, kwargs)
-            term = weight * info.fn(logits, labels, **{**shared_kwargs, **own, **kwargs})
-            total = term if total is None else total + term
-        return total
+            terms.append(weight * info.fn(logits, labels, **{**shared_kwargs, **own, **kwargs}))
+        return functools.reduce(operator.add, terms)
 
     combined.__name__ = "combined"
     combined.__qualname__ = "combined"
     combined.__doc__ = ("Weighted sum of " + " + ".join(f"{w!r}·{n}" for n, w in weights.items())
                         + " (made by segloss_jax.combine).")
-    combined.weights = dict(weights)
+    combined.weights = dict(weights)  # type: ignore[attr-defined]
     return combined

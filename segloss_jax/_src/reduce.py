@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from segloss_jax._src.stats import sum_across
+from segloss_jax._src.types import AxisName
 
 
 def safe_div(num: jax.Array, den: jax.Array, fallback: float = 0.0) -> jax.Array:
@@ -73,7 +74,7 @@ def reduce_units(
     *,
     reduction: str,
     class_weights: jax.Array | None = None,
-    axis_name: str | None = None,
+    axis_name: AxisName = None,
 ) -> jax.Array:
     """Reduces a per-unit loss, ``[B, C]`` (per image) or ``[C]``.
 
