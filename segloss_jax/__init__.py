@@ -5,9 +5,9 @@ Every loss takes ``logits`` (``[B, *spatial, C]``, channels last) first and
 every other argument keyword-only. The documentation's conventions page
 describes the keywords the losses share.
 
-Each family's module lists its public names in its ``__all__``; they are
-imported here family by family, in the order of ``segloss_jax/_src/families.py``
-(the table ``__all__``, the registry and the docs read).
+Each family's module (or each module of a family's package) lists its public
+names in its ``__all__``, and they are star-imported here; ``__all__`` orders them
+as ``segloss_jax/_src/families.py`` does (the table the registry and the docs read).
 """
 
 from segloss_jax._src import families as _families
@@ -16,9 +16,13 @@ from segloss_jax._src.compound import *  # noqa: F403
 from segloss_jax._src.distance import *  # noqa: F403
 from segloss_jax._src.helpers import *  # noqa: F403
 from segloss_jax._src.lovasz import *  # noqa: F403
-from segloss_jax._src.metrics import *  # noqa: F403
+from segloss_jax._src.metrics.calibration import *  # noqa: F403
+from segloss_jax._src.metrics.confusion import *  # noqa: F403
+from segloss_jax._src.metrics.surface import *  # noqa: F403
 from segloss_jax._src.pixelwise import *  # noqa: F403
-from segloss_jax._src.region import *  # noqa: F403
+from segloss_jax._src.region.overlap import *  # noqa: F403
+from segloss_jax._src.region.soft_label import *  # noqa: F403
+from segloss_jax._src.region.wasserstein import *  # noqa: F403
 from segloss_jax._src.structural import *  # noqa: F403
 from segloss_jax._src.topology import *  # noqa: F403
 from segloss_jax._src.weights import *  # noqa: F403

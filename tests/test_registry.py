@@ -53,3 +53,18 @@ def test_registered_as_compound():
         info = loss_info(name)
         assert info.kind == "compound" and info.activations[0] == "softmax"
         assert sl.get_loss(name) is getattr(sl, f"{name}_loss")
+
+
+def test_module_lists_are_the_family_table():
+    """The ``__all__`` of the modules segloss_jax star-imports list exactly the family
+    table's names, once each: a public function is added in its module and the table."""
+    import ast
+    import importlib
+    import pathlib
+
+    init = pathlib.Path(sl.__file__).read_text()
+    modules = [node.module for node in ast.parse(init).body
+               if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)]
+    listed = [name for module in modules for name in importlib.import_module(module).__all__]
+    assert len(listed) == len(set(listed)), "a name is in two modules' __all__"
+    assert set(listed) == set(families.public_names())

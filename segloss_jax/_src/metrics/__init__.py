@@ -12,34 +12,3 @@ counts are exact integers, scores float32 (float64 under x64).
 * :mod:`~segloss_jax._src.metrics.counts`: what they share, the label checks
   and the exact streaming counter.
 """
-
-from segloss_jax._src.metrics.calibration import CalibrationErrorMetric, calibration_error
-from segloss_jax._src.metrics.confusion import (
-    ConfusionMatrixMetric,
-    confusion_matrix,
-    dice_from_confusion,
-    dice_score,
-    iou_from_confusion,
-    iou_score,
-    mean_score,
-)
-from segloss_jax._src.metrics.surface import (
-    average_surface_distance,
-    hausdorff_distance,
-    surface_dice,
-)
-
-__all__ = [
-    "confusion_matrix",
-    "iou_score",
-    "dice_score",
-    "iou_from_confusion",
-    "dice_from_confusion",
-    "mean_score",
-    "ConfusionMatrixMetric",
-    "hausdorff_distance",
-    "average_surface_distance",
-    "surface_dice",
-    "calibration_error",
-    "CalibrationErrorMetric",
-]

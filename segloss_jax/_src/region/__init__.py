@@ -6,12 +6,3 @@
 * :mod:`.soft_label` -- the soft-label-correct Jaccard metric and Dice semimetric losses;
 * :mod:`.wasserstein` -- the generalized Wasserstein Dice loss (distances between classes).
 """
-
-from segloss_jax._src.region.overlap import *  # noqa: F403
-from segloss_jax._src.region.overlap import __all__ as _overlap
-from segloss_jax._src.region.soft_label import *  # noqa: F403
-from segloss_jax._src.region.soft_label import __all__ as _soft_label
-from segloss_jax._src.region.wasserstein import *  # noqa: F403
-from segloss_jax._src.region.wasserstein import __all__ as _wasserstein
-
-__all__ = [*_overlap, *_soft_label, *_wasserstein]
