@@ -7,7 +7,7 @@ taken over the valid pixels of the unit:
 .. math::
 
    S_k = \sum_{i \in V} f_k(p_i, g_i),
-   \qquad f_k \in \{\, p g,\ p,\ g,\ p^2,\ g^2,\ |p - g|,\ (g - p)^2 g,\ (1 - p)(1 - g),\ \dots \}
+   \qquad f_k \in \{\, p g,\ p,\ g,\ p^2,\ g^2,\ |p - g|,\ (g - p)^2 g,\ 1,\ \dots \}
 
 with :math:`p` the probabilities and :math:`g` the dense target (the table
 :data:`TERMS`). A loss module supplies the names of the sums it needs and its
@@ -135,7 +135,6 @@ TERMS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "l1": abs_diff,
     "sens_err": lambda p, g: jnp.square(g - p) * g,
     "spec_err": lambda p, g: jnp.square(g - p) * (1 - g),
-    "tn": lambda p, g: (1 - p) * (1 - g),
     # Valid pixels per unit: the same for every class, so one channel.
     "count": lambda p, g: jnp.ones_like(p[..., :1]),
 }
@@ -146,7 +145,8 @@ _TARGET_ONLY = frozenset({"sum_g", "sum_g2", "count"})
 class Sums:
     """The unit sums by name (``s.tp``, ``s.sum_g``, ...), with ``fp`` and ``fn``.
 
-    ``fp = Σp − tp`` and ``fn = Σg − tp`` are exact for soft labels too.
+    ``fp = Σp − tp``, ``fn = Σg − tp`` and ``tn = n − Σp − Σg + tp`` are exact for soft
+    labels too.
     """
 
     def __init__(self, sums: dict[str, jax.Array]):
@@ -168,6 +168,12 @@ class Sums:
     @property
     def fn(self) -> jax.Array:
         return self.sum_g - self.tp
+
+    @property
+    def tn(self) -> jax.Array:
+        """``Σ(1 − p)(1 − g) = n − Σp − Σg + tp``, from the Dice sums and the count
+        ``n`` of valid pixels (no sum of its own)."""
+        return self.count - self.sum_p - self.sum_g + self.tp
 
 
 def ratio(num: jax.Array, den: jax.Array, params: Params) -> jax.Array:

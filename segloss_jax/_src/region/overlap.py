@@ -689,4 +689,4 @@ def mcc_loss(
                             class_weights=class_weights, ignore_index=ignore_index, where=where,
                             axis_name=axis_name, reduction=reduction)
     inp = options.prepare(logits, labels)
-    return region_loss(inp, options, sums=("tp", "sum_p", "sum_g", "tn"), unit_loss=mcc_units)
+    return region_loss(inp, options, sums=(*TP, "count"), unit_loss=mcc_units)
