@@ -25,15 +25,10 @@ __all__ = ["generalized_wasserstein_dice_loss"]
 Weighting = Literal["default", "GDL"]
 
 
-def wasserstein_errors(labels: jax.Array, probs: jax.Array, m_hat: jax.Array) -> jax.Array:
+def wasserstein_errors(target: jax.Array, probs: jax.Array, m_hat: jax.Array) -> jax.Array:
     r""":math:`\delta_i = \sum_c \hat M[y_i, c]\, p_{ic}`, ``[B, *spatial]``: the Wasserstein
-    distance between :math:`p_i` and the one-hot label, with ground cost :math:`\hat M`.
-
-    One contraction per pixel: the row of :math:`\hat M` of the pixel's label (a gather;
-    an ignored label is clipped to a valid row, its pixel excluded later) against
-    :math:`p_i`, rather than a contraction with the one-hot target."""
-    rows = jnp.take(m_hat, labels, axis=0, mode="clip")
-    return jnp.sum(rows * probs, axis=-1)
+    distance between :math:`p_i` and the one-hot label, with ground cost :math:`\hat M`."""
+    return jnp.einsum("...k,kc,...c->...", target, m_hat, probs)
 
 
 @register(labels=("integer",))
@@ -128,7 +123,7 @@ def generalized_wasserstein_dice_loss(
 
     m = jnp.asarray(distance_matrix, inp.dtype)
     m_hat = reduce.safe_div(m, jnp.max(m))
-    delta = wasserstein_errors(inp.labels, inp.probs, m_hat)
+    delta = wasserstein_errors(inp.target, inp.probs, m_hat)
     # Per image and class c: V_c = Σ_i g_ic and W_c = Σ_i g_ic δ_i over the valid pixels,
     # so that Σ_i α_{y_i} (1 − δ_i) = Σ_c α_c (V_c − W_c) and Σ_i δ_i = Σ_c W_c.
     volume, error = stats.unit_sums(inp.target, inp.target * delta[..., None],
