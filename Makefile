@@ -2,10 +2,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The floors are tested on the oldest Python the package supports.
+PYTHON_OLDEST ?= python3.11
 VENV_OLDEST := .venv-oldest
 PY_OLDEST := $(VENV_OLDEST)/bin/python
+STAMP_OLDEST := $(VENV_OLDEST)/.installed
+# A few minutes at the floors: the public API and registry, the input forms, the README's
+# jitted train step and every docstring example of the package (each public function once).
+SMOKE := tests/test_api.py tests/test_registry.py tests/test_inputs.py tests/test_readme.py
 
-.PHONY: install test test-oldest lint bench demo docs docs-check clean
+.PHONY: install test test-oldest test-oldest-smoke lint bench demo docs docs-check clean
 
 # A fresh machine needs only Python and pip: the virtualenv and every dependency
 # come from pyproject.toml (the examples, integrations and docs extras are included
@@ -26,12 +32,22 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -n 2 tests segloss_jax --doctest-modules
 
-# The same suite at the floors that pyproject.toml promises (pinned in
-# constraints-oldest.txt), in a virtualenv of its own (.venv keeps the newest): code
-# that needs a newer jax, chex, flax or optax than the floors fails here, not for a user.
-test-oldest:
-	test -x $(PY_OLDEST) || $(PYTHON) -m venv $(VENV_OLDEST)
+# The floors that pyproject.toml promises (pinned in constraints-oldest.txt), in a
+# virtualenv of its own (.venv keeps the newest): code that needs a newer jax, chex,
+# numpy or optax than the floors fails here, not for a user. Runtime and dev only.
+$(STAMP_OLDEST): pyproject.toml constraints-oldest.txt
+	test -x $(PY_OLDEST) || $(PYTHON_OLDEST) -m venv $(VENV_OLDEST)
 	$(PY_OLDEST) -m pip install --quiet --upgrade pip
+	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e ".[dev]"
+	touch $@
+
+# The smoke subset at the floors (run by .ci/run), lint included.
+test-oldest-smoke: $(STAMP_OLDEST)
+	$(VENV_OLDEST)/bin/ruff check .
+	$(PY_OLDEST) -m pytest -q -n 2 $(SMOKE) --doctest-modules segloss_jax
+
+# The whole suite at the floors, with the example and framework extras on top.
+test-oldest: $(STAMP_OLDEST)
 	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e ".[dev,examples,integrations]"
 	$(PY_OLDEST) -m pytest -q -n 2 tests segloss_jax --doctest-modules
 
@@ -52,4 +68,5 @@ docs-check: docs
 	$(PY) docs/check_site.py docs/_build/html
 
 clean:
-	rm -rf $(VENV) $(VENV_OLDEST) .pytest_cache .ruff_cache docs/_build docs/_generated docs/api/_autosummary
+	rm -rf $(VENV) $(VENV_OLDEST) .pytest_cache .ruff_cache .hypothesis *.egg-info \
+		docs/_build docs/_generated docs/api/_autosummary

@@ -93,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=pathlib.Path, default=None)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = parser.parse_args(argv)
-    site = pathlib.Path(args.site)
+    # Absolute: the pages are handed to Chromium as file:// URIs.
+    site = pathlib.Path(args.site).resolve()
     pages = sorted(p for p in site.rglob("*.html") if "_static" not in p.parts)
     if not pages:
         sys.exit(f"no HTML pages under {site}: run `make docs` first")
+    if shutil.which(args.chromium) is None:
+        sys.exit(f"{args.chromium!r} not found: install Debian's chromium "
+                 "(apt-get install chromium) or pass --chromium PATH")
     if args.screenshots is not None:
+        args.screenshots = args.screenshots.resolve()
         args.screenshots.mkdir(parents=True, exist_ok=True)
 
     def check(page: pathlib.Path) -> tuple[str, list[str], int]:

@@ -27,7 +27,7 @@ from segloss_jax._src.structural import *  # noqa: F403
 from segloss_jax._src.topology import *  # noqa: F403
 from segloss_jax._src.weights import *  # noqa: F403
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Family by family, as segloss_jax/_src/families.py orders them (the docs follow it too).
 __all__ = _families.public_names()
