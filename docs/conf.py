@@ -72,17 +72,12 @@ nitpick_ignore_regex = [
 ]
 
 # `sphinx-build -b doctest docs docs/_build/doctest` runs the page and docstring examples
-# (pytest runs the same ones in `make test`, with its NUMBER flag on top of these).
+# (pytest runs the same ones in `make test`, each page block in a fresh namespace). No
+# global setup: every example shows its own imports.
 doctest_default_flags = (
     doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.IGNORE_EXCEPTION_DETAIL
     | doctest.DONT_ACCEPT_TRUE_FOR_1
 )
-doctest_global_setup = """
-import jax
-import jax.numpy as jnp
-import numpy as np
-import segloss_jax as sl
-"""
 
 html_theme = "sphinx_book_theme"
 html_title = "segloss_jax"
@@ -110,6 +105,7 @@ if _not_exported:
     raise RuntimeError(f"docs/api_groups.py lists names that segloss_jax does not export: "
                        f"{_not_exported}")
 api_groups.write_registry_table(DOCS, segloss_jax)
+api_groups.write_keyword_table(DOCS, segloss_jax)
 fragments.write_all(DOCS, ROOT)
 
 

@@ -1,10 +1,9 @@
 """The documentation covers the public API, and the examples on its pages run.
 
 No Sphinx needed: the API grouping (``docs/api_groups.py``) is imported by path and
-compared with ``segloss_jax.__all__`` and the registry; the ``{doctest}`` blocks of
-the Markdown pages are run with the standard library's doctest, one namespace per
-page, like Sphinx's doctest builder does, and the ``python`` blocks of the pages in
-``_SCRIPT_PAGES`` as scripts, one per section.
+compared with ``segloss_jax.__all__`` and the registry; every ``{doctest}`` block of
+the Markdown pages is run with the standard library's doctest and every ``python``
+block as a script, each in a fresh namespace.
 """
 
 from __future__ import annotations
@@ -83,39 +82,62 @@ def test_every_group_has_a_page_that_shows_it():
             assert name in text, f"{name} is not described on {page.name}"
 
 
-_BLOCK = re.compile(r"^```\{doctest\}[^\n]*\n(.*?)^```", re.S | re.M)
+# Every example on the pages runs as written, on its own: each ```{doctest} block and
+# each ```python block in a fresh namespace, so a block that relies on an import or a
+# name it does not show fails here as it would for a reader who copies it.
+_BLOCK = re.compile(r"^```(\{doctest\}|python)[^\n]*\n(.*?)^```", re.S | re.M)
 _PAGES = sorted(p for p in DOCS.rglob("*.md") if "_generated" not in p.parts
                 and "_build" not in p.parts)
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
-@pytest.mark.parametrize("page", [p for p in _PAGES if _BLOCK.search(p.read_text())],
-                         ids=lambda p: str(p.relative_to(DOCS)))
-def test_page_examples(page):
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
+def _blocks() -> list:
+    params = []
+    for page in _PAGES:
+        text = page.read_text()
+        for match in _BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start()) + 2  # the block's first line of code
+            name = f"{page.relative_to(DOCS)}:{line}"
+            params.append(pytest.param(page, line, *match.groups(), id=name))
+    return params
 
-    text = page.read_text()
-    used = set(re.findall(r"\bsl\.(\w+)", text))
-    pending = sorted(used - set(sl.__all__) - {"__version__"})
+
+@pytest.mark.parametrize("page, line, kind, source", _blocks())
+def test_page_block_runs_on_its_own(page, line, kind, source, monkeypatch):
+    import jax
+
+    pending = sorted(set(re.findall(r"\bsl\.(\w+)", source)) - set(sl.__all__) - {"__version__"})
     if pending:
         pytest.skip(f"uses names not exported yet: {pending}")
-    source = "\n".join(_BLOCK.findall(text))
-    test = doctest.DocTestParser().get_doctest(
-        source, {"jax": jax, "jnp": jnp, "np": np, "sl": sl}, page.name, str(page), 0)
-    runner = doctest.DocTestRunner(optionflags=_FLAGS)
+    # Keras reads its backend once, at its first import, whichever block that is in.
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    # A module of its own, as a script has (flax.linen looks its classes up there).
+    module = types.ModuleType("_docs_block")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    where = f"{page.relative_to(DOCS)}, line {line}"
     # Pages show code for users: the strict rank promotion of the test suite stays on.
     # Each example compiles small programs once; XLA's optimisations would cost more.
     fast = jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", True)
     try:
+        if kind == "python":
+            exec(compile(source, where, "exec"), module.__dict__)
+            return
+        test = doctest.DocTestParser().get_doctest(source, module.__dict__, where, str(page),
+                                                   line - 1)
+        runner = doctest.DocTestRunner(optionflags=_FLAGS)
         runner.run(test)
     finally:
         jax.config.update("jax_disable_most_optimizations", fast)
     failed, attempted = runner.summarize(verbose=False)
     assert attempted > 0
-    assert failed == 0, f"{failed} example(s) on {page.name} failed (see stdout)"
+    assert failed == 0, f"{failed} example(s) at {where} failed (see stdout)"
+
+
+def test_sphinx_adds_no_hidden_imports():
+    conf = (DOCS / "conf.py").read_text()
+    assert "doctest_global_setup" not in conf, (
+        "docs/conf.py must not import names for the examples: each block shows its imports")
 
 
 def test_included_markdown_is_made_safe_for_the_site(tmp_path):
@@ -145,36 +167,3 @@ def test_api_pages_skip_names_not_exported_yet(tmp_path):
     fragment = (tmp_path / "_generated" / "fragments" / "api.md").read_text()
     assert "   dice_loss\n" not in fragment
     assert not (tmp_path / "api" / "_autosummary" / "segloss_jax.dice_loss.rst").exists()
-
-
-# Pages whose ```python blocks run as well: the blocks of each `##` section in order, in
-# a namespace of their own, after the blocks that precede the first `##` heading.
-_SCRIPT_PAGES = ["integration.md"]
-_PYTHON = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-
-
-def _sections(name: str) -> list:
-    parts = re.split(r"^## (.+)$", (DOCS / name).read_text(), flags=re.M)
-    preamble = "\n".join(_PYTHON.findall(parts[0]))
-    return [pytest.param(name, title, preamble + "\n" + "\n".join(_PYTHON.findall(body)),
-                         id=f"{name}::{title}")
-            for title, body in zip(parts[1::2], parts[2::2], strict=True)
-            if _PYTHON.search(body)]
-
-
-@pytest.mark.parametrize("name, title, source",
-                         [s for page in _SCRIPT_PAGES for s in _sections(page)])
-def test_page_scripts(name, title, source, monkeypatch):
-    import jax
-
-    # Keras reads its backend once, at its first import, whichever section that is in.
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
-    # A module of its own, as a script has (flax.linen looks its class up there).
-    module = types.ModuleType("_docs_script")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    fast = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        exec(compile(source, f"{name}, section {title!r}", "exec"), module.__dict__)
-    finally:
-        jax.config.update("jax_disable_most_optimizations", fast)
