@@ -167,3 +167,19 @@ def test_api_pages_skip_names_not_exported_yet(tmp_path):
     fragment = (tmp_path / "_generated" / "fragments" / "api.md").read_text()
     assert "   dice_loss\n" not in fragment
     assert not (tmp_path / "api" / "_autosummary" / "segloss_jax.dice_loss.rst").exists()
+
+
+def test_check_site_takes_the_relative_path_make_passes(tmp_path, monkeypatch, capsys):
+    # `make docs-check` runs `docs/check_site.py docs/_build/html`; the pages go to Chromium
+    # as file:// URIs, which need an absolute path. A stand-in for Chromium prints a DOM.
+    check_site = _load("check_site")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text('<a href="other.html">x</a>')
+    (site / "other.html").write_text("<p>no maths</p>")
+    chromium = tmp_path / "chromium"
+    chromium.write_text("#!/bin/sh\necho '<html></html>'\n")
+    chromium.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert check_site.main(["site", "--chromium", str(chromium)]) == 0
+    assert "2 pages, 0 with problems" in capsys.readouterr().out
