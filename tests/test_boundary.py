@@ -28,7 +28,7 @@ from jax._src.interpreters import partial_eval as pe
 from jax.test_util import check_grads
 
 import segloss_jax as sl
-from segloss_jax._src import boundary
+from segloss_jax._src import distance_maps
 
 B = 2
 SHAPE_2D = (7, 6)
@@ -100,7 +100,7 @@ def test_hand_worked_boundary():
     # phi_G = [2, 1, 0, -1, 0, 1]; Σ phi p = .2 + .6 + 0 - .9 + 0 + .2 = 0.1 over 6 pixels.
     _close(sl.boundary_loss(HAND_LOGITS, HAND_LABELS), 0.1 / 6, rtol=1e-6)
     # The signed map is the library's signed_distance of the target.
-    phi = boundary._signed_map(
+    phi = distance_maps.signed_map(
         jnp.asarray(HAND_LABELS[:, None] == 1),
         jnp.ones((1, 1, 6), bool),
         None,
@@ -423,8 +423,8 @@ def test_one_activation_pass(loss, activation, c):
 @pytest.mark.parametrize("loss", LOSSES, ids=lambda f: f.__name__)
 def test_inputs_are_prepared_once(loss, monkeypatch):
     calls = []
-    real = boundary.prepare
-    monkeypatch.setattr(boundary, "prepare", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = distance_maps.prepare
+    monkeypatch.setattr(distance_maps, "prepare", lambda *a, **k: calls.append(1) or real(*a, **k))
     logits, labels = _inputs(SHAPE_2D, 3, seed=17, dtype=np.float32)
     loss(logits, labels)
     assert len(calls) == 1
@@ -458,8 +458,8 @@ def test_chunked_transform_on_cpu(monkeypatch):
     # chunks of 5 masks (12 masks: the last chunk is padded).
     rng = np.random.default_rng(15)
     masks = jnp.asarray(rng.random((2, 3, 2, 6, 5)) < 0.5)
-    monkeypatch.setattr(boundary, "_CPU_CHUNK", 5 * 30)
-    chunked = boundary._edt(masks, spatial_ndim=2, sampling=(1.0, 0.5))
+    monkeypatch.setattr(distance_maps, "_CPU_CHUNK", 5 * 30)
+    chunked = distance_maps._edt(masks, spatial_ndim=2, sampling=(1.0, 0.5))
     expected = np.stack([ref.edt(m, (1.0, 0.5)) for m in np.asarray(masks).reshape(-1, 6, 5)])
     np.testing.assert_allclose(chunked, expected.reshape(masks.shape), rtol=1e-6)
     # Through a loss (a shape used nowhere else, so it is compiled with the patch).

@@ -31,13 +31,12 @@ help; the comparison with scipy is in benchmarks/RESULTS.md too.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from segloss_jax._src.kernel import kernel
 from segloss_jax._src.sampling import Sampling, checked_spacing
 from segloss_jax._src.windows import check_spatial_ndim, spatial_axes
 
@@ -174,7 +173,7 @@ def batched_edt(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling = Non
     """
     masks = jnp.asarray(masks)
     check_spatial_ndim(masks, spatial_ndim, "masks")
-    return _edt(masks, checked_spacing(sampling, masks, spatial_ndim), spatial_ndim)
+    return _edt(masks, checked_spacing(sampling, masks, spatial_ndim), spatial_ndim=spatial_ndim)
 
 
 def batched_signed_distance(
@@ -187,15 +186,17 @@ def batched_signed_distance(
     """
     masks = jnp.asarray(masks)
     check_spatial_ndim(masks, spatial_ndim, "masks")
-    return _signed(masks, checked_spacing(sampling, masks, spatial_ndim), spatial_ndim)
+    return _signed(masks, checked_spacing(sampling, masks, spatial_ndim),
+                   spatial_ndim=spatial_ndim)
 
 
 # --- kernels -----------------------------------------------------------------------------
-# Jitted so that eager calls compile once per shape instead of re-tracing the loops.
+# Compiled (`kernel`) so that eager calls compile once per shape instead of re-tracing
+# the loops.
 
 
-@functools.partial(jax.jit, static_argnames="spatial_ndim")
-def _edt(masks: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
+@kernel
+def _edt(masks: jax.Array, spacing: jax.Array, *, spatial_ndim: int) -> jax.Array:
     fg = masks.astype(bool)
     spatial = masks.shape[masks.ndim - spatial_ndim :]
     sq = _squared_edt(fg, spacing, spatial_ndim)
@@ -205,8 +206,8 @@ def _edt(masks: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
     return lax.stop_gradient(jnp.where(has_zero, jnp.sqrt(sq), border))
 
 
-@functools.partial(jax.jit, static_argnames="spatial_ndim")
-def _signed(masks: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
+@kernel
+def _signed(masks: jax.Array, spacing: jax.Array, *, spatial_ndim: int) -> jax.Array:
     fg = masks.astype(bool)
     # One transform over [2, *batch, *spatial]: distances inside, then outside.
     sq = _squared_edt(jnp.stack([fg, ~fg]), spacing, spatial_ndim)

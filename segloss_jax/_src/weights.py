@@ -8,13 +8,12 @@ run on device over a large sample.
 
 from __future__ import annotations
 
-import functools
-
 import chex
 import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks
+from segloss_jax._src.kernel import kernel
 from segloss_jax._src.metrics.counts import check_labels, counted, float_dtype
 
 __all__ = ["inverse_frequency_weights"]
@@ -79,7 +78,7 @@ def inverse_frequency_weights(
                            num_classes=num_classes, ignore_index=ignore_index)
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "ignore_index"))
+@kernel
 def _weights_kernel(labels, where, power, *, num_classes, ignore_index):
     labels, valid = counted(labels, num_classes, where, ignore_index)
     index = jnp.where(valid, labels, num_classes)

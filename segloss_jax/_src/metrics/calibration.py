@@ -11,7 +11,6 @@ with a static ``num_bins`` and carries no gradient.
 
 from __future__ import annotations
 
-import functools
 import numbers
 from typing import NamedTuple
 
@@ -20,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from segloss_jax._src import checks
+from segloss_jax._src.kernel import kernel
 from segloss_jax._src.metrics.counts import (
     add_counts,
     check_int,
@@ -192,15 +192,14 @@ def calibration_error(
 
 
 # One compiled program per shape and option set.
-@functools.partial(jax.jit, static_argnames=("num_bins", "norm", "ignore_index", "axis_name"))
+@kernel
 def _calibration(probs, labels, where, *, num_bins, norm, ignore_index, axis_name):
     bins = _calibration_bins(probs, labels, where, num_bins=num_bins,
                              ignore_index=ignore_index, axis_name=axis_name)
     return _calibration_from_bins(*bins, norm)
 
 
-_calibration_sums = jax.jit(_calibration_bins,
-                            static_argnames=("num_bins", "ignore_index", "axis_name"))
+_calibration_sums = kernel(_calibration_bins)
 
 
 class CalibrationErrorMetric(NamedTuple):
@@ -286,7 +285,7 @@ class CalibrationErrorMetric(NamedTuple):
         return _calibration_report(self)
 
 
-@jax.jit
+@kernel
 def _calibration_report(state: CalibrationErrorMetric) -> dict[str, jax.Array]:
     """:meth:`CalibrationErrorMetric.compute`, as one compiled program."""
     counts = state.counts()

@@ -15,13 +15,13 @@ exact integers; scores are float32 (float64 under x64).
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 
+from segloss_jax._src.kernel import kernel
 from segloss_jax._src.metrics.counts import (
     add_counts,
     check_int,
@@ -110,7 +110,7 @@ def confusion_matrix(
 
 
 # One compiled program per shape: eagerly, each of the dozen small ops would compile alone.
-@functools.partial(jax.jit, static_argnames=("num_classes", "ignore_index"))
+@kernel
 def _count_pairs(pred, labels, where, *, num_classes, ignore_index):
     """The ``[C, C]`` counts of :func:`confusion_matrix`."""
     labels, valid = counted(labels, num_classes, where, ignore_index)

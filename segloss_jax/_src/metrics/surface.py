@@ -13,7 +13,6 @@ gradient; values are float32 (float64 for float64 ``sampling`` under x64).
 
 from __future__ import annotations
 
-import functools
 import numbers
 
 import chex
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 
 from segloss_jax._src import checks
 from segloss_jax._src.distance import distance_transform_edt
+from segloss_jax._src.kernel import kernel
 from segloss_jax._src.sampling import Sampling, join_sampling, sampling_args
 from segloss_jax._src.windows import contour
 
@@ -57,7 +57,7 @@ def _directed_distances(pred_mask, mask, sampling):
 
 # Compiled as one program: run eagerly op by op, the transform's loops would be
 # re-traced at every call (see benchmarks/RESULTS.md).
-@functools.partial(jax.jit, static_argnames=("static_sampling", "wide", "use_max", "symmetric"))
+@kernel
 def _surface_metric(pred_mask, mask, percentile, traced_sampling, *, static_sampling, wide,
                     use_max, symmetric):
     """Hausdorff (``symmetric is None``) or average surface distance."""
@@ -263,7 +263,7 @@ def average_surface_distance(
 
 
 # Compiled as one program, like `_surface_metric`.
-@functools.partial(jax.jit, static_argnames=("static_sampling", "wide"))
+@kernel
 def _surface_dice(pred_mask, mask, tolerance, traced_sampling, *, static_sampling, wide):
     """Normalized surface Dice of two masks (see :func:`surface_dice`)."""
     sampling = join_sampling(static_sampling, traced_sampling, wide)
