@@ -179,8 +179,8 @@ def _unit_options(inp: Inputs, own: dict[str, Any], **keywords) -> tuple[RegionO
     """The :class:`~segloss_jax._src.engine.RegionOptions` of a per-unit loss (from its
     keywords; every unit counts, ``classes="all"``) and its parameters
     (:func:`~segloss_jax._src.engine.region_params`: the loss's ``own``, the class
-    weights). The options leave the class weights to the parameters, so that they are
-    a static argument of the compiled stage."""
+    weights). The options returned leave the class weights (an array) to the
+    parameters, so that they can be a static argument of the compiled stage."""
     options = RegionOptions(classes="all", **keywords)
     return options._replace(class_weights=None), region_params(inp, options, own)
 
