@@ -24,7 +24,6 @@ from jax._src import core as jax_core
 from jax.test_util import check_grads
 
 import segloss_jax as sl
-from segloss_jax._src import lovasz
 
 # ----------------------------------------------------------- naive JAX (for gradients)
 
@@ -329,29 +328,6 @@ def test_one_sort_in_the_gradient():
         assert count(lambda a, pi=per_image: sl.lovasz_softmax_loss(a, labels, per_image=pi),
                      x) == x.size
     assert count(lambda a: sl.lovasz_hinge_loss(a, labels > 0), x[..., :1]) == x[..., 0].size
-
-
-def test_units_are_split_into_groups_on_cpu(monkeypatch):
-    # Groups of rows (one per core) give the same value and gradient as one batched sort.
-    x, labels = random_case(17, shape=(5, 4, 3), c=3)
-
-    def value_and_grad():
-        return jax.value_and_grad(lambda a: sl.lovasz_softmax_loss(a, labels, per_image=True))(
-            jnp.asarray(x))
-
-    monkeypatch.setattr(lovasz.os, "cpu_count", lambda: 1)
-    monkeypatch.delattr(lovasz.os, "sched_getaffinity", raising=False)
-    assert len(lovasz._row_groups(15)) == 1
-    jax.clear_caches()
-    one_value, one_grad = value_and_grad()
-    monkeypatch.setattr(lovasz.os, "cpu_count", lambda: 4)
-    assert [g.stop - g.start for g in lovasz._row_groups(15)] == [3, 4, 4, 4]
-    jax.clear_caches()  # the passes are jitted: trace them again with four groups
-    jaxpr = str(jax.make_jaxpr(lambda a: sl.lovasz_softmax_loss(a, labels, per_image=True))(x))
-    assert jaxpr.count("sort[") == 4
-    value, grad = value_and_grad()
-    np.testing.assert_array_equal(value, one_value)
-    np.testing.assert_array_equal(grad, one_grad)
 
 
 # ------------------------------------------------------------------------- bad inputs

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from segloss_jax._src import checks, inputs, reduce, stats
+from segloss_jax._src import backend, checks, inputs, reduce, stats
 from segloss_jax._src.types import ACTIVATIONS, ArrayLike, AxisName, Smooth
 
 Params = dict[str, jax.Array]
@@ -197,7 +197,7 @@ def _expand_units(unit_value: jax.Array, ndim: int, per_image: bool) -> jax.Arra
 def _activation_vjp(p: jax.Array, dp: jax.Array, activation: str | None) -> jax.Array:
     """``dL/dlogits`` from ``dL/dp`` through the activation's Jacobian."""
     if activation == "softmax":
-        return p * (dp - inputs.class_sum(p * dp))
+        return p * (dp - backend.class_sum(p * dp))
     if activation == "sigmoid":
         return p * (1 - p) * dp
     return dp
@@ -238,7 +238,7 @@ def _fields_vjp(x, probs, fields, d_probs, d_fields, activation):
     :func:`_activation_fields`, through the activation's Jacobian
     (``∂lse/∂x = p``, ``∂softplus/∂x = p``, ``∂(1 − p)/∂x = −p(1 − p)``)."""
     if activation == "softmax":
-        return probs * (d_probs - inputs.class_sum(probs * d_probs) + d_fields["lse"][..., None])
+        return probs * (d_probs - backend.class_sum(probs * d_probs) + d_fields["lse"][..., None])
     if activation == "sigmoid":
         one_minus = fields["one_minus_probs"]
         return probs * (one_minus * (d_probs - d_fields["one_minus_probs"])
@@ -312,11 +312,9 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
                        for name in terms if name not in _TARGET_ONLY)
 
         d_probs = jax.grad(weighted_terms)(probs)
-        # Excluded pixels get exactly zero: d_probs is finite there (finite inputs),
-        # and the activation Jacobians are products with it. A 0/1 factor, not a
-        # select: XLA:CPU vectorises it (a select on a bool mask broadcast over the
-        # class axis cost more than the rest of the backward pass).
-        d_probs = d_probs * valid.astype(d_probs.dtype)[..., None]
+        # Excluded pixels get exactly zero (d_probs is finite there, for finite inputs;
+        # the activation Jacobians are products with it).
+        d_probs = backend.zero_invalid(d_probs, valid)
         if pixel is None:
             # probs has the dtype of x (the compute dtype), and so has this cotangent.
             return _activation_vjp(probs, d_probs, activation), None, None, None, None, d_params

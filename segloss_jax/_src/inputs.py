@@ -24,14 +24,13 @@ them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import chex
 import jax
 import jax.numpy as jnp
 from jax.experimental import checkify
 
-from segloss_jax._src import checks
+from segloss_jax._src import backend, checks
 from segloss_jax._src.types import ACTIVATIONS
 
 
@@ -44,31 +43,6 @@ def safe_log(x: jax.Array) -> jax.Array:
     """``log(x)`` clamped at the smallest normal number: finite value and gradient at 0."""
     tiny = jnp.finfo(x.dtype).tiny
     return jnp.log(jnp.maximum(x, tiny))
-
-
-# Up to this many classes, sums and maxima over the class axis are written as a
-# pairwise tree of elementwise ops on class slices: XLA:CPU vectorises those
-# across pixels, but not a reduction over a short minor axis (see
-# benchmarks/RESULTS.md). Wider class axes use the ordinary reduction.
-_TREE_MAX_CLASSES = 8
-
-
-def class_reduce(x: jax.Array, op: Callable, reducer: Callable) -> jax.Array:
-    """Reduces the last axis with keepdims, as a tree of ``op`` when it is short."""
-    n = x.shape[-1]
-    if n > _TREE_MAX_CLASSES:
-        return reducer(x, axis=-1, keepdims=True)
-    k = 1 << (n.bit_length() - 1)  # the largest power of two <= n
-    head, rest = x[..., :k], x[..., k:]
-    while head.shape[-1] > 1:
-        half = head.shape[-1] // 2
-        head = op(head[..., :half], head[..., half:])
-    return head if rest.shape[-1] == 0 else op(head, class_reduce(rest, op, reducer))
-
-
-def class_sum(x: jax.Array) -> jax.Array:
-    """``sum(x, axis=-1, keepdims=True)``, fast for short class axes."""
-    return class_reduce(x, jnp.add, jnp.sum)
 
 
 @jax.custom_jvp
@@ -175,9 +149,9 @@ class Inputs:
     @functools.cached_property
     def _softmax(self) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``(m, e, Σe)`` with ``e = exp(x − m)``, ``m`` the class maximum (no gradient)."""
-        m = jax.lax.stop_gradient(class_reduce(self.x, jnp.maximum, jnp.max))
+        m = jax.lax.stop_gradient(backend.class_max(self.x))
         e = jnp.exp(self.x - m)
-        return m, e, class_sum(e)
+        return m, e, backend.class_sum(e)
 
     @functools.cached_property
     def _sigmoid(self) -> tuple[jax.Array, jax.Array, jax.Array]:

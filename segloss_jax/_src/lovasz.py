@@ -45,15 +45,13 @@ vertex of the subdifferential: a valid, deterministic subgradient.
 
 from __future__ import annotations
 
-import os
-
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from segloss_jax._src import checks, stats
+from segloss_jax._src import backend, checks, stats
 from segloss_jax._src.inputs import prepare
 from segloss_jax._src.reduce import kept_units, reduce_units
 from segloss_jax._src.registry import register
@@ -113,23 +111,6 @@ def _sort_units(errors: jax.Array, positive: jax.Array, valid: jax.Array):
     return sorted_errors, (low & 1).astype(jnp.int32), (low >> 1).astype(jnp.int32)
 
 
-def _cumsum(x: jax.Array, block: int = 128) -> jax.Array:
-    """Inclusive cumulative sum of an integer ``[U, n]`` array along its last axis.
-
-    Blocked: sums within blocks of ``block`` entries, then a short cumulative sum of
-    the block totals. On XLA:CPU this is faster than one long ``cumsum`` and
-    compiles in a fraction of the time of ``lax.associative_scan``
-    (benchmarks/RESULTS.md).
-    """
-    rows, n = x.shape
-    padded = -(-n // block) * block
-    blocks = jnp.pad(x, ((0, 0), (0, padded - n))).reshape(rows, padded // block, block)
-    within = jnp.cumsum(blocks, axis=2)
-    totals = within[..., -1]
-    before = jnp.cumsum(totals, axis=1) - totals
-    return (within + before[..., None]).reshape(rows, padded)[:, :n]
-
-
 def _count_prefix(bits: jax.Array) -> jax.Array:
     """Inclusive running count of a 0/1 int32 ``[U, n]`` array along its last axis.
 
@@ -145,7 +126,7 @@ def _count_prefix(bits: jax.Array) -> jax.Array:
     grouped = grouped.reshape(rows, padded // 32, 32)
     words = lax.reduce(grouped << lanes, jnp.uint32(0), lax.bitwise_or, (2,))
     word_counts = lax.population_count(words).astype(jnp.int32)
-    before = _cumsum(word_counts) - word_counts
+    before = backend.cumsum(word_counts) - word_counts
     low_masks = jnp.uint32(0xFFFFFFFF) >> (31 - lanes)  # 2^(j+1) - 1
     within = lax.population_count(words[..., None] & low_masks).astype(jnp.int32)
     return (before[..., None] + within).reshape(rows, padded)[:, :n]
@@ -167,21 +148,6 @@ def _lovasz_gradient(positive_sorted: jax.Array, dtype) -> jax.Array:
     return numerator / denominator
 
 
-def _row_groups(rows: int) -> list[slice]:
-    """Rows split into one group per CPU core (one group elsewhere).
-
-    XLA:CPU runs one sort on one thread but independent operations concurrently,
-    so on CPU each group's sort and sweep is an operation of its own and the
-    groups run on all cores at once; on GPU/TPU one batched sort is already parallel.
-    """
-    if jax.default_backend() != "cpu":
-        return [slice(0, rows)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    groups = max(1, min(rows, cores or 1))
-    bounds = [rows * g // groups for g in range(groups + 1)]
-    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
 def _forward_rows(errors: jax.Array, positive: jax.Array, valid: jax.Array):
     sorted_errors, positive_sorted, position = _sort_units(errors, positive, valid)
     gradient = _lovasz_gradient(positive_sorted, errors.dtype)
@@ -191,7 +157,8 @@ def _forward_rows(errors: jax.Array, positive: jax.Array, valid: jax.Array):
 
 def _forward(errors: jax.Array, positive: jax.Array, valid: jax.Array):
     """Per-row value, and the residuals of the backward pass per group of rows."""
-    parts = [_forward_rows(errors[g], positive[g], valid[g]) for g in _row_groups(len(errors))]
+    parts = [_forward_rows(errors[g], positive[g], valid[g])
+             for g in backend.lovasz_row_groups(len(errors))]
     return jnp.concatenate([value for value, _ in parts]), tuple(res for _, res in parts)
 
 

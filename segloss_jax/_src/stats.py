@@ -21,6 +21,8 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
+from segloss_jax._src import backend
+
 
 def sum_across(values, axis_name: Hashable | None):
     """Sums or counts (any pytree) added up over the mapped axis ``axis_name``.
@@ -41,25 +43,6 @@ def max_across(values, axis_name: Hashable | None):
     return values if axis_name is None else jax.lax.pmax(values, axis_name)
 
 
-def _sum_units(v: jax.Array, per_image: bool) -> jax.Array:
-    """The sum of ``v`` over the pixel axes of each unit, in two stages.
-
-    First over the leading pixel axes, with the last spatial axis and the class
-    axis flattened into one wide minor axis, then over the last spatial axis.
-    Same sum; XLA:CPU vectorises a reduction into a wide minor axis much better
-    than one into a short class axis (see benchmarks/RESULTS.md), and the
-    partial sums are more accurate.
-    """
-    width, num_classes = v.shape[-2], v.shape[-1]
-    if per_image:
-        partial = jnp.sum(v.reshape(v.shape[0], -1, width * num_classes), axis=1)
-        return jnp.sum(partial.reshape(v.shape[0], width, num_classes), axis=1)
-    # The batch axis stays its own axis: merging it would break a sharded batch
-    # under explicit-axes meshes.
-    partial = jnp.sum(v.reshape(v.shape[0], -1, width * num_classes), axis=(0, 1))
-    return jnp.sum(partial.reshape(width, num_classes), axis=0)
-
-
 def unit_sums(
     *values: jax.Array, valid: jax.Array, per_image: bool, axis_name: str | None = None
 ) -> tuple[jax.Array, ...]:
@@ -70,5 +53,5 @@ def unit_sums(
     leak into the sums or their gradients.
     """
     mask = valid[..., None]
-    sums = tuple(_sum_units(jnp.where(mask, v, 0), per_image) for v in values)
+    sums = tuple(backend.pixel_sum(jnp.where(mask, v, 0), per_image) for v in values)
     return sums if per_image else sum_across(sums, axis_name)

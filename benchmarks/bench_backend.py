@@ -1,0 +1,158 @@
+"""Benchmark: each XLA:CPU form of :mod:`segloss_jax._src.backend`, on against off.
+
+Run ``python -m benchmarks.bench_backend`` (``--reps N``, ``--tricks NAME ...``). For
+every trick and every loss it serves, the jitted ``value_and_grad`` w.r.t. the logits
+is compiled twice in one process, once as the library has it and once with the trick
+replaced by its plain form, and the two are timed interleaved (medians after
+warm-up). Cases: ``[8, 256, 256, 4]`` logits with a softmax and integer labels,
+``[8, 256, 256, 1]`` with a sigmoid and 0/1 labels. Ratio = on / off: below 1 the
+trick pays. Both programs are checked to give the same value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import segloss_jax as sl
+from benchmarks.timing import median_times
+from segloss_jax._src import backend, lovasz
+
+SOFTMAX, SIGMOID = "softmax", "sigmoid"
+
+
+def _two_index_scatter(position, gradient, cotangent):
+    row = lax.broadcasted_iota(jnp.int32, (position.shape[0], 1), 0)
+    return gradient.at[row, position].set(gradient * cotangent[:, None], unique_indices=True,
+                                          mode="promise_in_bounds")
+
+
+def _plain_count(bits):
+    return jnp.cumsum(bits, axis=-1)
+
+
+# trick -> (the replacements that switch it off, [(loss, activation, keywords)]).
+TRICKS: dict[str, tuple[list[tuple[object, str, object]], list[tuple[str, str, dict]]]] = {
+    "class-axis tree": (
+        [(backend, "class_sum", lambda x: jnp.sum(x, axis=-1, keepdims=True)),
+         (backend, "class_max", lambda x: jnp.max(x, axis=-1, keepdims=True))],
+        [("dice", SOFTMAX, {}), ("jaccard", SOFTMAX, {}), ("dice_ce", SOFTMAX, {}),
+         ("dice_focal", SOFTMAX, {}), ("lovasz_softmax", SOFTMAX, {})]),
+    "two-stage unit sums": (
+        [(backend, "pixel_sum", lambda v, per_image: jnp.sum(
+            v, axis=tuple(range(1 if per_image else 0, v.ndim - 1))))],
+        [("dice", SOFTMAX, {}), ("dice", SOFTMAX, {"per_image": True}), ("dice", SIGMOID, {}),
+         ("dice_ce", SOFTMAX, {}), ("dice_ce", SIGMOID, {}), ("tversky", SIGMOID, {})]),
+    "0/1 factor": (
+        [(backend, "zero_invalid", lambda d, valid: jnp.where(valid[..., None], d, 0))],
+        [("dice", SOFTMAX, {}), ("dice", SIGMOID, {}), ("dice_ce", SOFTMAX, {}),
+         ("dice_ce", SIGMOID, {})]),
+    "Lovász row groups": (
+        [(backend, "lovasz_row_groups", lambda rows: [slice(0, rows)])],
+        [("lovasz_softmax", SOFTMAX, {}), ("lovasz_softmax", SOFTMAX, {"per_image": True}),
+         ("lovasz_hinge", SIGMOID, {})]),
+    "blocked cumulative sum": (
+        [(backend, "cumsum", lambda x: jnp.cumsum(x, axis=-1))],
+        [("lovasz_softmax", SOFTMAX, {}), ("lovasz_softmax", SOFTMAX, {"per_image": True}),
+         ("lovasz_hinge", SIGMOID, {})]),
+    "popcount running count": (
+        [(lovasz, "_count_prefix", _plain_count)],
+        [("lovasz_softmax", SOFTMAX, {}), ("lovasz_hinge", SIGMOID, {})]),
+    "flat scatter": (
+        [(lovasz, "_scatter_rows", _two_index_scatter)],
+        [("lovasz_softmax", SOFTMAX, {}), ("lovasz_hinge", SIGMOID, {})]),
+}
+
+
+def _force_fused(value: bool):
+    """A replacement ``Inputs.__init__`` that sets the shared-exp flag to ``value``."""
+    from segloss_jax._src import inputs
+    init = inputs.Inputs.__init__
+
+    def forced(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.fused = value
+    return inputs.Inputs, "__init__", forced
+
+
+def _register_fused() -> None:
+    """The shared ``exp`` (``fused``), while the flag exists: off for the losses that ask
+    for it, on for those that do not (would one way for all cost them?)."""
+    from segloss_jax._src import inputs
+    if "fused" not in inputs.Inputs.__init__.__code__.co_varnames:
+        return
+    asking = [("dice_ce", SOFTMAX, {}), ("dice_focal", SOFTMAX, {}), ("combo", SOFTMAX, {}),
+              ("exp_log", SOFTMAX, {}), ("dice_ce", SIGMOID, {}), ("dice_focal", SIGMOID, {}),
+              ("combo", SIGMOID, {}), ("focal", SIGMOID, {}), ("poly_focal", SIGMOID, {}),
+              ("shape_aware", SOFTMAX, {})]
+    others = [("cross_entropy", SOFTMAX, {}), ("focal", SOFTMAX, {}),
+              ("binary_cross_entropy", SIGMOID, {}), ("dice", SIGMOID, {}),
+              ("jaccard", SIGMOID, {})]
+    TRICKS["shared exp (fused=True), forced off"] = ([_force_fused(False)], asking)
+    TRICKS["shared exp forced on where not asked (on = unfused)"] = (
+        [_force_fused(True)], others)
+
+
+def cases() -> dict[str, tuple[jax.Array, jax.Array]]:
+    key_x, key_y = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(key_x, (8, 256, 256, 4), jnp.float32) * 2
+    y = jax.random.randint(key_y, (8, 256, 256), 0, 4)
+    return {SOFTMAX: (x, y), SIGMOID: (x[..., :1], y % 2)}
+
+
+def compiled(fn: Callable, replacements, *args):
+    """``jax.jit(fn)`` compiled with the module attributes replaced (none: as it is)."""
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in replacements]
+    jax.clear_caches()  # inner jitted passes would reuse their old trace
+    for owner, name, value in replacements:
+        setattr(owner, name, value)
+    try:
+        return jax.jit(fn).lower(*args).compile()
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+        jax.clear_caches()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=21)
+    parser.add_argument("--tricks", nargs="*")
+    args = parser.parse_args()
+    _register_fused()
+    data = cases()
+    print(f"jax {jax.__version__}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, backend {jax.default_backend()}; fwd+bwd, medians of "
+          f"{args.reps} interleaved runs")
+    print()
+    print("| trick | loss | case | on (ms) | off (ms) | on / off (wall) | on / off (CPU) |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for trick, (replacements, served) in TRICKS.items():
+        if args.tricks and trick not in args.tricks:
+            continue
+        for name, activation, keywords in served:
+            x, y = data[activation]
+            loss = partial(sl.get_loss(name), activation=activation, **keywords)
+            if name == "lovasz_hinge":
+                loss = sl.lovasz_hinge_loss
+            fn = jax.value_and_grad(loss)
+            on, off = compiled(fn, [], x, y), compiled(fn, replacements, x, y)
+            np.testing.assert_allclose(on(x, y)[0], off(x, y)[0], rtol=1e-5)
+            t = median_times({"on": partial(on, x, y), "off": partial(off, x, y)}, args.reps)
+            shape = "×".join(map(str, x.shape))
+            case = f"{activation} {shape}" + "".join(f" {k}={v}" for k, v in keywords.items())
+            print(f"| {trick} | {name} | {case} | {t['on'][0] * 1e3:.1f} | "
+                  f"{t['off'][0] * 1e3:.1f} | {t['on'][0] / t['off'][0]:.2f} | "
+                  f"{t['on'][1] / t['off'][1]:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
