@@ -7,6 +7,10 @@ replaced by its plain form, and the two are timed interleaved (medians after
 warm-up). Cases: ``[8, 256, 256, 4]`` logits with a softmax and integer labels,
 ``[8, 256, 256, 1]`` with a sigmoid and 0/1 labels. Ratio = on / off: below 1 the
 trick pays. Both programs are checked to give the same value.
+
+Tricks measured here and then removed (they did not pay for themselves) can be
+timed again with ``python -m benchmarks.compare_rev REV`` against the revision
+before their removal (benchmarks/RESULTS.md, "Backend module (XLA:CPU)").
 """
 
 from __future__ import annotations
@@ -20,23 +24,12 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 import segloss_jax as sl
 from benchmarks.timing import median_times
-from segloss_jax._src import backend, lovasz
+from segloss_jax._src import backend
 
 SOFTMAX, SIGMOID = "softmax", "sigmoid"
-
-
-def _two_index_scatter(position, gradient, cotangent):
-    row = lax.broadcasted_iota(jnp.int32, (position.shape[0], 1), 0)
-    return gradient.at[row, position].set(gradient * cotangent[:, None], unique_indices=True,
-                                          mode="promise_in_bounds")
-
-
-def _plain_count(bits):
-    return jnp.cumsum(bits, axis=-1)
 
 
 # trick -> (the replacements that switch it off, [(loss, activation, keywords)]).
@@ -46,59 +39,11 @@ TRICKS: dict[str, tuple[list[tuple[object, str, object]], list[tuple[str, str, d
          (backend, "class_max", lambda x: jnp.max(x, axis=-1, keepdims=True))],
         [("dice", SOFTMAX, {}), ("jaccard", SOFTMAX, {}), ("dice_ce", SOFTMAX, {}),
          ("dice_focal", SOFTMAX, {}), ("lovasz_softmax", SOFTMAX, {})]),
-    "two-stage unit sums": (
-        [(backend, "pixel_sum", lambda v, per_image: jnp.sum(
-            v, axis=tuple(range(1 if per_image else 0, v.ndim - 1))))],
-        [("dice", SOFTMAX, {}), ("dice", SOFTMAX, {"per_image": True}), ("dice", SIGMOID, {}),
-         ("dice_ce", SOFTMAX, {}), ("dice_ce", SIGMOID, {}), ("tversky", SIGMOID, {})]),
-    "0/1 factor": (
-        [(backend, "zero_invalid", lambda d, valid: jnp.where(valid[..., None], d, 0))],
-        [("dice", SOFTMAX, {}), ("dice", SIGMOID, {}), ("dice_ce", SOFTMAX, {}),
-         ("dice_ce", SIGMOID, {})]),
     "Lovász row groups": (
         [(backend, "lovasz_row_groups", lambda rows: [slice(0, rows)])],
         [("lovasz_softmax", SOFTMAX, {}), ("lovasz_softmax", SOFTMAX, {"per_image": True}),
          ("lovasz_hinge", SIGMOID, {})]),
-    "blocked cumulative sum": (
-        [(backend, "cumsum", lambda x: jnp.cumsum(x, axis=-1))],
-        [("lovasz_softmax", SOFTMAX, {}), ("lovasz_softmax", SOFTMAX, {"per_image": True}),
-         ("lovasz_hinge", SIGMOID, {})]),
-    "popcount running count": (
-        [(lovasz, "_count_prefix", _plain_count)],
-        [("lovasz_softmax", SOFTMAX, {}), ("lovasz_hinge", SIGMOID, {})]),
-    "flat scatter": (
-        [(lovasz, "_scatter_rows", _two_index_scatter)],
-        [("lovasz_softmax", SOFTMAX, {}), ("lovasz_hinge", SIGMOID, {})]),
 }
-
-
-def _force_fused(value: bool):
-    """A replacement ``Inputs.__init__`` that sets the shared-exp flag to ``value``."""
-    from segloss_jax._src import inputs
-    init = inputs.Inputs.__init__
-
-    def forced(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        self.fused = value
-    return inputs.Inputs, "__init__", forced
-
-
-def _register_fused() -> None:
-    """The shared ``exp`` (``fused``), while the flag exists: off for the losses that ask
-    for it, on for those that do not (would one way for all cost them?)."""
-    from segloss_jax._src import inputs
-    if "fused" not in inputs.Inputs.__init__.__code__.co_varnames:
-        return
-    asking = [("dice_ce", SOFTMAX, {}), ("dice_focal", SOFTMAX, {}), ("combo", SOFTMAX, {}),
-              ("exp_log", SOFTMAX, {}), ("dice_ce", SIGMOID, {}), ("dice_focal", SIGMOID, {}),
-              ("combo", SIGMOID, {}), ("focal", SIGMOID, {}), ("poly_focal", SIGMOID, {}),
-              ("shape_aware", SOFTMAX, {})]
-    others = [("cross_entropy", SOFTMAX, {}), ("focal", SOFTMAX, {}),
-              ("binary_cross_entropy", SIGMOID, {}), ("dice", SIGMOID, {}),
-              ("jaccard", SIGMOID, {})]
-    TRICKS["shared exp (fused=True), forced off"] = ([_force_fused(False)], asking)
-    TRICKS["shared exp forced on where not asked (on = unfused)"] = (
-        [_force_fused(True)], others)
 
 
 def cases() -> dict[str, tuple[jax.Array, jax.Array]]:
@@ -127,7 +72,6 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=21)
     parser.add_argument("--tricks", nargs="*")
     args = parser.parse_args()
-    _register_fused()
     data = cases()
     print(f"jax {jax.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, backend {jax.default_backend()}; fwd+bwd, medians of "

@@ -38,7 +38,7 @@ from jax import lax
 
 import segloss_jax as sl
 from benchmarks.timing import median_times
-from segloss_jax._src import lovasz
+from segloss_jax._src import backend
 
 # ------------------------------------------------------------------ naive JAX baseline
 
@@ -119,18 +119,18 @@ def cases():
 
 def with_groups(groups: int, fn: Callable, *args):
     """``fn`` compiled with the Lovász rows split into ``groups`` groups."""
-    default = lovasz._row_groups
+    default = backend.lovasz_row_groups
 
     def split(rows: int) -> list[slice]:
         bounds = [rows * g // groups for g in range(groups + 1)]
         return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
     jax.clear_caches()  # the inner jitted passes would reuse their old trace
-    lovasz._row_groups = split
+    backend.lovasz_row_groups = split
     try:
         return compiled(fn, *args)[0]
     finally:
-        lovasz._row_groups = default
+        backend.lovasz_row_groups = default
         jax.clear_caches()
 
 

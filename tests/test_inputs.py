@@ -46,10 +46,8 @@ def test_activate_is_stable_and_consistent(activation):
         np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
         # log-partition: log Σ exp(x), against a float64 NumPy reference.
         expected = ref.log_sum_exp(np.asarray(x, np.float64))[..., 0]
-        fused = inputs.Inputs(x, None, None, None, activation, fused=True)
-        for lse in (inp.lse, fused.lse):  # standalone and from the shared exp
-            assert lse.shape == expected.shape
-            np.testing.assert_allclose(lse, expected, rtol=1e-6)
+        assert inp.lse.shape == expected.shape
+        np.testing.assert_allclose(inp.lse, expected, rtol=1e-6)
     else:
         log_1mp = inp.log_1m_probs
         assert np.all(np.isfinite(log_1mp))
@@ -68,18 +66,24 @@ def test_low_precision_upcast():
         assert prep.probs.dtype == jnp.float64
 
 
-def test_sigmoid_parts_values_and_gradients_everywhere():
-    x = jnp.array([-1e30, -50.0, -1.0, 0.0, 1e-3, 3.0, 1e4])
-    refs = (jax.nn.sigmoid, lambda z: jax.nn.sigmoid(-z), jax.nn.softplus)
-    for i, fn in enumerate(refs):
-        # atol: jax.nn.sigmoid rounds σ(50)(1 - σ(50)) ≈ 2e-22 to 0; sigmoid_parts does not.
-        np.testing.assert_allclose(inputs.sigmoid_parts(x)[i], jax.vmap(fn)(x),
-                                   rtol=1e-6, atol=1e-20)
-        got = jax.vmap(jax.grad(lambda z, i=i: inputs.sigmoid_parts(z)[i]))(x)
-        np.testing.assert_allclose(got, jax.vmap(jax.grad(fn))(x), rtol=1e-6, atol=1e-20)
-    # Exact at x = 0 (σ' = 1/4, softplus' = 1/2), and against finite differences.
-    np.testing.assert_allclose(jax.grad(lambda z: inputs.sigmoid_parts(z)[2])(0.0), 0.5)
+def test_sigmoid_fields_are_accurate_everywhere():
+    # p, 1 - p and softplus against float64 references, relative accuracy at both tails
+    # (1 - p is not formed by cancellation), and their derivatives σ(1 - σ), -σ(1 - σ), σ.
+    x = np.array([-1e30, -50.0, -1.0, 0.0, 1e-3, 3.0, 50.0, 1e4], np.float32)
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        p, q = ref.sigmoid(x64), ref.sigmoid(-x64)
+        softplus = np.maximum(x64, 0) + np.log1p(np.exp(-np.abs(x64)))
+    fields = ("probs", "one_minus_probs", "softplus")
+    for name, expected, slope in zip(fields, (p, q, softplus), (p * q, -p * q, p), strict=True):
+        np.testing.assert_allclose(getattr(inputs.Inputs(x, None, None, None, "sigmoid"), name),
+                                   expected, rtol=1e-6, atol=0)
+        got = jax.vmap(jax.grad(lambda z, name=name: getattr(
+            inputs.Inputs(z, None, None, None, "sigmoid"), name)))(x)
+        # atol: σ(50)(1 - σ(50)) ≈ 2e-22 rounds to 0 in float32 through σ(50) = 1.
+        np.testing.assert_allclose(got, slope, rtol=1e-6, atol=1e-20)
     with jax.enable_x64(True):
-        for i in range(3):
-            check_grads(lambda z, i=i: inputs.sigmoid_parts(z)[i],
-                        (jnp.array([-3.0, -0.2, 0.0, 0.7, 5.0], jnp.float64),), order=2)
+        for name in fields:
+            check_grads(lambda z, name=name: getattr(
+                inputs.Inputs(z, None, None, None, "sigmoid"), name),
+                (jnp.array([-3.0, -0.2, 0.0, 0.7, 5.0], jnp.float64),), order=2)

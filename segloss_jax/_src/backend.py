@@ -65,45 +65,6 @@ def class_max(x: jax.Array) -> jax.Array:
     return _tree(x, jnp.maximum)
 
 
-# ------------------------------------------------------------------ pixel sums per unit
-# RESULTS.md, "Backend module (XLA:CPU)", row "two-stage unit sums".
-
-
-def pixel_sum(v: jax.Array, per_image: bool) -> jax.Array:
-    """``[B, *spatial, C]`` summed over the pixel axes: ``[B, C]`` per image, else ``[C]``.
-
-    Plain form: one ``jnp.sum`` over the spatial axes (and the batch axis). XLA:CPU
-    form: first over the leading pixel axes with the last spatial axis and the class
-    axis flattened into one wide minor axis, then over the last spatial axis
-    (XLA:CPU vectorises a reduction into a wide minor axis, not one into a short
-    class axis).
-    """
-    axes = tuple(range(1 if per_image else 0, v.ndim - 1))
-    if not on_cpu():
-        return jnp.sum(v, axis=axes)
-    width, num_classes = v.shape[-2], v.shape[-1]
-    # The batch axis stays its own axis: merging it would break a sharded batch
-    # under explicit-axes meshes.
-    partial = jnp.sum(v.reshape(v.shape[0], -1, width * num_classes),
-                      axis=1 if per_image else (0, 1))
-    return jnp.sum(partial.reshape(partial.shape[:-1] + (width, num_classes)), axis=-2)
-
-
-# ------------------------------------------------------------------ masking a cotangent
-# RESULTS.md, "Backend module (XLA:CPU)", row "0/1 factor".
-
-
-def zero_invalid(d: jax.Array, valid: jax.Array) -> jax.Array:
-    """``jnp.where(valid[..., None], d, 0)`` for ``d`` finite everywhere.
-
-    XLA:CPU form: ``d`` times ``valid`` as a 0/1 factor (XLA:CPU does not vectorise a
-    select on a bool mask broadcast over the class axis). Equal for finite ``d``.
-    """
-    if not on_cpu():
-        return jnp.where(valid[..., None], d, 0)
-    return d * valid.astype(d.dtype)[..., None]
-
-
 # ------------------------------------------------------------------ Lovász rows
 # RESULTS.md, "Backend module (XLA:CPU)", row "Lovász row groups".
 
@@ -120,23 +81,3 @@ def lovasz_row_groups(rows: int) -> list[slice]:
     groups = max(1, min(rows, cores or 1))
     bounds = [rows * g // groups for g in range(groups + 1)]
     return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-# RESULTS.md, "Backend module (XLA:CPU)", row "blocked cumulative sum".
-
-
-def cumsum(x: jax.Array, block: int = 128) -> jax.Array:
-    """``jnp.cumsum(x, axis=-1)`` of an integer ``[U, n]`` array.
-
-    XLA:CPU form: sums within blocks of ``block`` entries, then a short cumulative
-    sum of the block totals (exact for integers).
-    """
-    if not on_cpu():
-        return jnp.cumsum(x, axis=-1)
-    rows, n = x.shape
-    padded = -(-n // block) * block
-    blocks = jnp.pad(x, ((0, 0), (0, padded - n))).reshape(rows, padded // block, block)
-    within = jnp.cumsum(blocks, axis=2)
-    totals = within[..., -1]
-    before = jnp.cumsum(totals, axis=1) - totals
-    return (within + before[..., None]).reshape(rows, padded)[:, :n]

@@ -262,7 +262,7 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
         """An Inputs record whose activation fields are the given arrays."""
         return inputs.Inputs(x, target, valid,
                              labels if labels.dtype != target.dtype else None, activation,
-                             fused=True, fields={"probs": probs, **fields})
+                             fields={"probs": probs, **fields})
 
     def pixel_total(x, probs, fields, labels, target, valid, params):
         values = pixel.values(pixel_inputs(x, probs, fields, labels, target, valid), params)
@@ -312,9 +312,8 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
                        for name in terms if name not in _TARGET_ONLY)
 
         d_probs = jax.grad(weighted_terms)(probs)
-        # Excluded pixels get exactly zero (d_probs is finite there, for finite inputs;
-        # the activation Jacobians are products with it).
-        d_probs = backend.zero_invalid(d_probs, valid)
+        # Excluded pixels get exactly zero (the activation Jacobians are products with it).
+        d_probs = jnp.where(valid[..., None], d_probs, 0)
         if pixel is None:
             # probs has the dtype of x (the compute dtype), and so has this cotangent.
             return _activation_vjp(probs, d_probs, activation), None, None, None, None, d_params

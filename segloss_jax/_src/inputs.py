@@ -9,12 +9,11 @@ ignore_index, activation)`` and returns one :class:`Inputs` record:
 * ``valid``: ``[B, *spatial]`` bool, ``False`` where ``where`` is zero or the
   label equals ``ignore_index``;
 * the activation, computed on first use and shared by every term that reads
-  it: ``probs``, ``log_probs``, ``log_1m_probs`` (``log(1 - p)``), ``lse``
-  (softmax log-partition) and ``softplus`` (sigmoid). A loss that reads one
-  of them gets it from the fastest standalone form (``jax.nn.logsumexp``,
-  ``jax.nn.softplus``, ``jax.nn.sigmoid``); a loss that reads several (a
-  compound, the sigmoid focal loss) asks for ``fused=True`` and gets them all
-  from one ``exp``. Either way the logits are exponentiated once per call.
+  it: ``probs``, ``one_minus_probs``, ``log_probs``, ``log_1m_probs``
+  (``log(1 - p)``), ``lse`` (softmax log-partition) and ``softplus`` (sigmoid),
+  each from its standalone form (``jax.nn.logsumexp``, ``jax.nn.sigmoid``,
+  ``jax.nn.softplus``). Sharing one ``exp`` between them did not pay for itself
+  (benchmarks/RESULTS.md, "Backend module (XLA:CPU)").
 
 Per-class options (``class_weights``, softmax ``alpha``, ``pos_weight``) may be
 lists, tuples, NumPy or JAX arrays: :meth:`Inputs.per_class` checks and shapes
@@ -43,31 +42,6 @@ def safe_log(x: jax.Array) -> jax.Array:
     """``log(x)`` clamped at the smallest normal number: finite value and gradient at 0."""
     tiny = jnp.finfo(x.dtype).tiny
     return jnp.log(jnp.maximum(x, tiny))
-
-
-@jax.custom_jvp
-def sigmoid_parts(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(σ(x), 1 − σ(x), softplus(x))`` from one ``exp(−|x|)``.
-
-    Neither probability is formed by cancellation, so both are accurate near 0
-    and 1; ``log σ(x) = x − softplus(x)`` and ``log(1 − σ(x)) = −softplus(x)`` are
-    finite for every finite ``x``. The derivative is written out (``σ'`` =
-    ``σ(1 − σ)``, ``softplus'`` = ``σ``), so it is exact at ``x = 0`` too.
-    """
-    e = jnp.exp(-jnp.abs(x))
-    positive = x >= 0
-    denominator = 1 + e
-    p = jnp.where(positive, 1, e) / denominator
-    q = jnp.where(positive, e, 1) / denominator
-    return p, q, jnp.maximum(x, 0) + jnp.log1p(e)
-
-
-@sigmoid_parts.defjvp
-def _sigmoid_parts_jvp(primals, tangents):
-    (x,), (dx,) = primals, tangents
-    p, q, softplus = sigmoid_parts(x)
-    dp = p * q * dx
-    return (p, q, softplus), (dp, -dp, p * dx)
 
 
 def one_hot_target(labels: jax.Array, num_classes: int, dtype) -> jax.Array:
@@ -129,12 +103,12 @@ class Inputs:
       activation: ``"softmax"``, ``"sigmoid"`` or ``None``.
     """
 
-    def __init__(self, x, target, valid, labels, activation, fused: bool = False,
+    def __init__(self, x, target, valid, labels, activation,
                  fields: dict[str, jax.Array] | None = None):
         """``fields``: activation fields already computed from ``x`` (``probs``, ``lse``,
         ...), taken as they are instead of being computed on use."""
         self.x, self.target, self.valid, self.labels = x, target, valid, labels
-        self.activation, self.fused = activation, fused
+        self.activation = activation
         # Set before first use, so the cached properties below return them.
         vars(self).update(fields or {})
 
@@ -147,48 +121,29 @@ class Inputs:
         return self.x.dtype
 
     @functools.cached_property
-    def _softmax(self) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """``(m, e, Σe)`` with ``e = exp(x − m)``, ``m`` the class maximum (no gradient)."""
-        m = jax.lax.stop_gradient(backend.class_max(self.x))
-        e = jnp.exp(self.x - m)
-        return m, e, backend.class_sum(e)
-
-    @functools.cached_property
-    def _sigmoid(self) -> tuple[jax.Array, jax.Array, jax.Array]:
-        return sigmoid_parts(self.x)
-
-    @functools.cached_property
     def probs(self) -> jax.Array:
         if self.activation == "softmax":
-            _, e, total = self._softmax
-            return e / total
+            # The class maximum (no gradient) keeps every exp at most 1.
+            e = jnp.exp(self.x - jax.lax.stop_gradient(backend.class_max(self.x)))
+            return e / backend.class_sum(e)
         if self.activation == "sigmoid":
-            return self._sigmoid[0] if self.fused else jax.nn.sigmoid(self.x)
+            return jax.nn.sigmoid(self.x)
         return self.x
 
     @functools.cached_property
     def one_minus_probs(self) -> jax.Array:
-        """``1 − p`` per element (sigmoid: without cancellation, from the fused parts)."""
-        return self._sigmoid[1] if self.activation == "sigmoid" else 1 - self.probs
+        """``1 − p`` per element (sigmoid: ``σ(−x)``, without cancellation)."""
+        return jax.nn.sigmoid(-self.x) if self.activation == "sigmoid" else 1 - self.probs
 
     @functools.cached_property
     def lse(self) -> jax.Array:
-        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial]``.
-
-        Fused, from the ``exp`` the probabilities use; alone, as
-        ``jax.nn.logsumexp``, whose class-axis reduction fuses better into a
-        cross-entropy (see benchmarks/RESULTS.md).
-        """
-        if self.fused:
-            m, _, total = self._softmax
-            return (m + jnp.log(total))[..., 0]
-        # Without keepdims: a trailing unit axis costs XLA:CPU a relayout copy.
+        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial]``."""
         return jax.nn.logsumexp(self.x, axis=-1)
 
     @functools.cached_property
     def softplus(self) -> jax.Array:
         """Sigmoid: ``softplus(x) = −log(1 − σ(x))``."""
-        return self._sigmoid[2] if self.fused else jax.nn.softplus(self.x)
+        return jax.nn.softplus(self.x)
 
     @functools.cached_property
     def log_probs(self) -> jax.Array:
@@ -239,8 +194,7 @@ def prepare(
     fused: bool = False,
 ) -> Inputs:
     """Checks the inputs (statically, and label values under ``checkify``) and
-    returns the :class:`Inputs` record every loss computes from; ``fused``: the
-    loss reads several activation fields (see the module docstring)."""
+    returns the :class:`Inputs` record every loss computes from."""
     checks.check_logits(logits)
     shape = tuple(logits.shape)
     num_classes = shape[-1]
@@ -259,4 +213,4 @@ def prepare(
         target = labels.astype(x.dtype)
     valid = validity_mask(shape[:-1], labels=int_labels, where=where, ignore_index=ignore_index)
     check_label_values(int_labels if form == "int" else target, num_classes, valid, form)
-    return Inputs(x, target, valid, int_labels, activation, fused)
+    return Inputs(x, target, valid, int_labels, activation)

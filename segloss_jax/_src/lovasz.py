@@ -17,7 +17,7 @@ among the first :math:`k` and :math:`P = c_n`: with the union before step
 pixel and :math:`(P - c_k)/(U(U+1))` at a background one (:math:`1` when
 :math:`U = 0`, a unit without foreground). Computing it directly, rather than as
 a difference of two Jaccard values, keeps every entry exact to a few ulps, and
-needs one running count of the foreground (32 pixels to a word, with popcount).
+needs one running count of the foreground.
 
 How it is computed. Everything costs one sort per unit: the errors, the
 foreground bit and the pixel position are packed into one ``uint64`` key
@@ -111,31 +111,10 @@ def _sort_units(errors: jax.Array, positive: jax.Array, valid: jax.Array):
     return sorted_errors, (low & 1).astype(jnp.int32), (low >> 1).astype(jnp.int32)
 
 
-def _count_prefix(bits: jax.Array) -> jax.Array:
-    """Inclusive running count of a 0/1 int32 ``[U, n]`` array along its last axis.
-
-    The bits are packed 32 to a ``uint32`` word; the count at bit ``j`` of a word is the
-    running count of the words before it plus ``popcount(word & (2^(j+1) - 1))``. Only
-    the word counts (1/32 of the entries) need a cumulative sum: faster on XLA:CPU
-    than a blocked cumulative sum of the bits themselves (benchmarks/RESULTS.md).
-    """
-    rows, n = bits.shape
-    padded = -(-n // 32) * 32
-    lanes = jnp.arange(32, dtype=jnp.uint32).reshape(1, 1, 32)
-    grouped = jnp.pad(bits.astype(jnp.uint32), ((0, 0), (0, padded - n)))
-    grouped = grouped.reshape(rows, padded // 32, 32)
-    words = lax.reduce(grouped << lanes, jnp.uint32(0), lax.bitwise_or, (2,))
-    word_counts = lax.population_count(words).astype(jnp.int32)
-    before = backend.cumsum(word_counts) - word_counts
-    low_masks = jnp.uint32(0xFFFFFFFF) >> (31 - lanes)  # 2^(j+1) - 1
-    within = lax.population_count(words[..., None] & low_masks).astype(jnp.int32)
-    return (before[..., None] + within).reshape(rows, padded)[:, :n]
-
-
 def _lovasz_gradient(positive_sorted: jax.Array, dtype) -> jax.Array:
     """Lovász gradient of the Jaccard loss along the sorted order (module docstring)."""
     axis = positive_sorted.ndim - 1
-    count = _count_prefix(positive_sorted)  # c_k: foreground among the first k
+    count = jnp.cumsum(positive_sorted, axis=axis)  # c_k: foreground among the first k
     total = count[..., -1:]  # P
     rank = lax.broadcasted_iota(jnp.int32, positive_sorted.shape, axis)  # k - 1
     union_before = (total + rank - (count - positive_sorted)).astype(dtype)
@@ -186,18 +165,11 @@ def _lovasz_jaccard_bwd(residuals, cotangent):
 
 
 def _scatter_rows(position: jax.Array, gradient: jax.Array, cotangent: jax.Array) -> jax.Array:
-    rows, n = position.shape
-    steps = gradient * cotangent[:, None]
     # The sort is a permutation: scatter each step back to the pixel it came from. Every
-    # entry is written, so the (dead) residual serves as the operand: no zero fill. A flat
-    # scatter runs faster on XLA:CPU than a two-index one; int32 bounds its size.
-    if rows * n < 2**31:
-        flat = (position + lax.broadcasted_iota(jnp.int32, (rows, 1), 0) * n).reshape(-1)
-        d_errors = gradient.reshape(-1).at[flat].set(
-            steps.reshape(-1), unique_indices=True, mode="promise_in_bounds")
-        return d_errors.reshape(rows, n)
-    row = lax.broadcasted_iota(jnp.int32, (rows, 1), 0)
-    return gradient.at[row, position].set(steps, unique_indices=True, mode="promise_in_bounds")
+    # entry is written, so the (dead) residual serves as the operand: no zero fill.
+    row = lax.broadcasted_iota(jnp.int32, (position.shape[0], 1), 0)
+    return gradient.at[row, position].set(gradient * cotangent[:, None], unique_indices=True,
+                                          mode="promise_in_bounds")
 
 
 _lovasz_jaccard.defvjp(_lovasz_jaccard_fwd, _lovasz_jaccard_bwd)

@@ -21,8 +21,6 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
-from segloss_jax._src import backend
-
 
 def sum_across(values, axis_name: Hashable | None):
     """Sums or counts (any pytree) added up over the mapped axis ``axis_name``.
@@ -53,5 +51,6 @@ def unit_sums(
     leak into the sums or their gradients.
     """
     mask = valid[..., None]
-    sums = tuple(backend.pixel_sum(jnp.where(mask, v, 0), per_image) for v in values)
+    pixel_axes = tuple(range(1 if per_image else 0, valid.ndim))
+    sums = tuple(jnp.sum(jnp.where(mask, v, 0), axis=pixel_axes) for v in values)
     return sums if per_image else sum_across(sums, axis_name)
