@@ -149,7 +149,7 @@ def dice_ce_loss(
                             axis_name=axis_name)
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
-    inp = options.prepare(logits, labels, fused=True)
+    inp = options.prepare(logits, labels)
     cross_entropy = PixelTerm(
         values=lambda i, params: _cross_entropy_term(i, params.get("class_weights")),
         combine=_mix("lambda_dice", "lambda_ce"))
@@ -225,7 +225,7 @@ def dice_focal_loss(
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_focal", lambda_focal)
     checks.check_nonnegative("gamma", gamma)
-    inp = options.prepare(logits, labels, fused=True)
+    inp = options.prepare(logits, labels)
     _check_focal_alpha(inp, alpha)
     focal = PixelTerm(
         values=lambda i, params: focal_terms(i, params["gamma"], params.get("alpha"),
@@ -319,7 +319,7 @@ def combo_loss(
                             axis_name=axis_name)
     checks.check_nonnegative("lambda_ce", lambda_ce)
     checks.check_nonnegative("lambda_dice", lambda_dice)
-    inp = options.prepare(logits, labels, fused=True)
+    inp = options.prepare(logits, labels)
     if beta is not None:
         checks.check_in_range("beta", beta, 0.0, 1.0)
 
@@ -408,7 +408,7 @@ def exp_log_loss(
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
     checks.check_nonnegative("gamma", gamma)
-    inp = options.prepare(logits, labels, fused=True)
+    inp = options.prepare(logits, labels)
 
     def cross(i: Inputs, params: Params) -> jax.Array:
         # w_l (-ln p_l)^γ per pixel (binary: w_c per element).
@@ -573,7 +573,7 @@ def unified_focal_loss(
     checks.check_nonnegative("lambda_focal_tversky", lambda_focal_tversky)
     checks.check_in_range("delta", delta, 0.0, 1.0)
     checks.check_in_range("gamma", gamma, 0.0, 1.0)
-    inp = options.prepare(logits, labels, fused=True)
+    inp = options.prepare(logits, labels)
     if inp.num_classes == 1:
         inp, options = _background_foreground(inp, options)
     elif inp.activation == "sigmoid":

@@ -315,9 +315,8 @@ def structural_similarity_loss(
       for semantic segmentation", arXiv 1910.08711, 2019; Jadon, "A survey of loss
       functions for semantic segmentation", CIBCB 2020.
     """
-    # CE reads log-probabilities, the windows probabilities: one exp for both.
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, fused=True)
+                  ignore_index=ignore_index)
     checks.check_reduction(reduction)
     checks.check_in_half_open(
         "beta", beta, 0.0, 1.0, why="(at 1 no error exceeds β·e_max = e_max, so no position "
