@@ -43,6 +43,10 @@ TRICKS: dict[str, tuple[list[tuple[object, str, object]], list[tuple[str, str, d
         [(backend, "lovasz_row_groups", lambda rows: [slice(0, rows)])],
         [("lovasz_softmax", SOFTMAX, {}), ("lovasz_softmax", SOFTMAX, {"per_image": True}),
          ("lovasz_hinge", SIGMOID, {})]),
+    "EDT chunks": (
+        [(backend, "edt_chunk", lambda size: None)],
+        [("boundary", SOFTMAX, {}), ("hausdorff_dt", SOFTMAX, {}), ("shape_aware", SOFTMAX, {}),
+         ("distance_weighted_cross_entropy", SOFTMAX, {})]),
 }
 
 

@@ -1,9 +1,10 @@
-"""The XLA:CPU forms of ``backend``: plain on every other backend, exact on the CPU.
+"""The XLA:CPU forms of ``backend``: the plain form on every other backend, the same
+values on the CPU.
 
 For a GPU or TPU default backend, each primitive traces to exactly the jaxpr of its
-plain one-liner, and the losses built on them carry none of the CPU structure
-(class slices, row groups). On the CPU, the tuned forms give the
-values and gradients of the plain ones (float64, to rounding).
+plain form, the distance transform is one batched transform, and the losses built on
+them carry none of the CPU structure (class slices, row groups). On the CPU the
+tuned forms give the values and gradients of the plain ones (float64, to rounding).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import segloss_jax as sl
-from segloss_jax._src import backend
+from segloss_jax._src import backend, distance, distance_maps
 
 
 @pytest.fixture
@@ -70,6 +71,26 @@ def test_primitives_trace_to_the_plain_form_off_cpu(name, other, platform):
         assert (_jaxpr(tuned, x) == _jaxpr(plain, x)) == (classes > 8)
     platform(other)
     assert backend.lovasz_row_groups(15) == [slice(0, 15)]
+    assert backend.edt_chunk(30) is None
+
+
+@pytest.mark.parametrize("other", ["gpu", "tpu"])
+def test_distance_transform_off_cpu_is_one_batched_transform(other, platform, monkeypatch):
+    monkeypatch.setattr(backend, "_EDT_CHUNK", 5 * 30)  # chunks of 5 masks on the CPU
+    masks = np.random.default_rng(4).random((2, 3, 2, 6, 5)) < 0.5
+
+    def edt(m):
+        return distance_maps._edt(m, spatial_ndim=2, sampling=(1.0, 0.5))
+
+    def whole(m):
+        return distance.batched_edt(m, spatial_ndim=2, sampling=(1.0, 0.5))
+
+    platform(other)
+    assert _jaxpr(edt, masks) == _jaxpr(whole, masks)
+    platform("cpu")
+    assert backend.edt_chunk(30) == 5
+    assert _jaxpr(edt, masks) != _jaxpr(whole, masks)
+    np.testing.assert_array_equal(edt(masks), whole(masks))
 
 
 @pytest.mark.parametrize("name", PRIMITIVES)
@@ -78,7 +99,7 @@ def test_cpu_forms_equal_the_plain_forms(name, platform):
     platform("cpu")
     rng = np.random.default_rng(3)
     with jax.enable_x64(True):
-        for classes in range(1, 10):
+        for classes in (1, 2, 3, 5, 8, 9):
             x = jnp.asarray(rng.normal(size=(4, 7, classes)))
             # The same sum in another order: equal to rounding.
             np.testing.assert_allclose(tuned(x), plain(x), rtol=1e-15, atol=1e-15)
@@ -130,7 +151,7 @@ def test_loss_values_and_gradients_equal_in_both_forms(name, platform, monkeypat
     with jax.enable_x64(True):
         for form in ("cpu", "gpu"):
             platform(form)
-            results.append(jax.value_and_grad(LOSSES[name])(jnp.asarray(X, jnp.float64)))
+            results.append(jax.jit(jax.value_and_grad(LOSSES[name]))(jnp.asarray(X, jnp.float64)))
     (value, grad), (plain_value, plain_grad) = results
     np.testing.assert_allclose(value, plain_value, rtol=1e-14)
     np.testing.assert_allclose(grad, plain_grad, rtol=1e-12, atol=1e-16)

@@ -28,7 +28,7 @@ from jax._src.interpreters import partial_eval as pe
 from jax.test_util import check_grads
 
 import segloss_jax as sl
-from segloss_jax._src import distance_maps
+from segloss_jax._src import backend, distance_maps
 
 B = 2
 SHAPE_2D = (7, 6)
@@ -458,7 +458,7 @@ def test_chunked_transform_on_cpu(monkeypatch):
     # chunks of 5 masks (12 masks: the last chunk is padded).
     rng = np.random.default_rng(15)
     masks = jnp.asarray(rng.random((2, 3, 2, 6, 5)) < 0.5)
-    monkeypatch.setattr(distance_maps, "_CPU_CHUNK", 5 * 30)
+    monkeypatch.setattr(backend, "_EDT_CHUNK", 5 * 30)
     chunked = distance_maps._edt(masks, spatial_ndim=2, sampling=(1.0, 0.5))
     expected = np.stack([ref.edt(m, (1.0, 0.5)) for m in np.asarray(masks).reshape(-1, 6, 5)])
     np.testing.assert_allclose(chunked, expected.reshape(masks.shape), rtol=1e-6)

@@ -458,8 +458,7 @@ def shape_aware_loss(
     """
     inp = prepare_inputs(logits, labels, activation=activation, where=where,
                          ignore_index=ignore_index, reduction=reduction,
-                         allowed=activations_of(LogitActivation),
-                         fused=True)  # the probabilities (mask) and the cross-entropy
+                         allowed=activations_of(LogitActivation))
     weights = inp.per_class(class_weights)
     field = target_field(inp, "shape_aware", target_distance, first=0, sampling=sampling)
     masks, valid = threshold_masks(inp, 0, "pred")

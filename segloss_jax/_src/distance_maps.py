@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from segloss_jax._src import checks
+from segloss_jax._src import backend, checks
 from segloss_jax._src.distance import batched_edt
 from segloss_jax._src.inputs import Inputs, prepare
 from segloss_jax._src.kernel import kernel
@@ -47,15 +47,11 @@ __all__: list[str] = []
 
 
 def prepare_inputs(
-    logits, labels, *, activation, where, ignore_index, reduction, allowed, fused=False
+    logits, labels, *, activation, where, ignore_index, reduction, allowed
 ) -> Inputs:
-    """The one check-and-prepare of a loss call (the activation is computed on use, once).
-
-    ``fused``: the loss reads several activation fields (e.g. the probabilities
-    for a mask and the log-partition for a cross-entropy), which then share one ``exp``.
-    """
+    """The one check-and-prepare of a loss call (the activation is computed on use, once)."""
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=allowed, fused=fused)
+                  ignore_index=ignore_index, allowed_activations=allowed)
     checks.check_reduction(reduction)
     return inp
 
@@ -106,24 +102,15 @@ def _threshold(target, probs, valid, *, first, kind):
 # --- stage 2: distance maps --------------------------------------------------------------
 
 
-# Elements per chunk of masks on CPU: about 4 MB of float32, which stays in cache.
-_CPU_CHUNK = 1 << 20
-
-
 def _edt(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling) -> jax.Array:
-    """:func:`~segloss_jax._src.distance.batched_edt`, in cache-sized chunks on CPU.
-
-    Each step of the transform streams the whole batch through memory, so a
-    large batch of masks is memory-bound on CPU; ``lax.map`` over chunks of
-    about 2²⁰ elements keeps the working set in cache (faster on large
-    batches: see benchmarks/RESULTS.md). Other backends get the whole batch at
-    once, which they parallelise.
-    """
+    """:func:`~segloss_jax._src.distance.batched_edt` of the whole batch of masks, or
+    ``lax.map`` over chunks of it where :func:`~segloss_jax._src.backend.edt_chunk`
+    asks for them."""
     spatial = masks.shape[masks.ndim - spatial_ndim :]
     lead = masks.shape[: masks.ndim - spatial_ndim]
     count, size = math.prod(lead), math.prod(spatial)
-    per_chunk = max(1, _CPU_CHUNK // size)
-    if jax.default_backend() != "cpu" or count <= per_chunk:
+    per_chunk = backend.edt_chunk(size)
+    if per_chunk is None or count <= per_chunk:
         return batched_edt(masks, spatial_ndim=spatial_ndim, sampling=sampling)
     flat = masks.reshape((count, *spatial))
     pad = -count % per_chunk  # all-background masks: zeros, at no extra cost

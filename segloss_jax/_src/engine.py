@@ -69,13 +69,11 @@ class RegionOptions(NamedTuple):
     reduction: str = "mean"
 
     def prepare(self, logits: ArrayLike, labels: ArrayLike, *,
-                allowed_activations: tuple[str | None, ...] = ACTIVATIONS,
-                fused: bool = False) -> inputs.Inputs:
-        """Checks these options and the arrays; returns the prepared inputs
-        (``fused``: for a loss that reads several activation fields)."""
+                allowed_activations: tuple[str | None, ...] = ACTIVATIONS) -> inputs.Inputs:
+        """Checks these options and the arrays; returns the prepared inputs."""
         inp = inputs.prepare(logits, labels, activation=self.activation, where=self.where,
                              ignore_index=self.ignore_index,
-                             allowed_activations=allowed_activations, fused=fused)
+                             allowed_activations=allowed_activations)
         checks.check_reduction(self.reduction)
         checks.check_classes(self.classes)
         checks.check_class_weights(self.class_weights, inp.num_classes)

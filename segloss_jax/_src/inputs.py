@@ -191,7 +191,6 @@ def prepare(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     allowed_activations: tuple[str | None, ...] = ACTIVATIONS,
-    fused: bool = False,
 ) -> Inputs:
     """Checks the inputs (statically, and label values under ``checkify``) and
     returns the :class:`Inputs` record every loss computes from."""

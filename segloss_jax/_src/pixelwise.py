@@ -414,9 +414,7 @@ def focal_loss(
       Lin, Goyal, Girshick, He & Dollár, "Focal loss for dense object detection",
       ICCV 2017.
     """
-    # Sigmoid focal reads p, 1 - p and softplus(x): all from one exp.
-    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
-                  fused=activation == "sigmoid")
+    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
     checks.check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
     loss = focal_terms(inp, gamma, alpha, class_weights)
@@ -777,13 +775,12 @@ def poly_cross_entropy(
       perspective of classification loss functions", ICLR 2022.
     """
     # One-hot targets (integer labels, no smoothing): the poly term needs only p_y, so
-    # both terms read the log-partition alone; otherwise CE reads lse and the poly term
-    # the probabilities, both from one exp.
+    # both terms read the log-partition alone; otherwise the poly term reads the
+    # probabilities.
     one_hot = (activation == "softmax" and not label_smoothing
                and not jnp.issubdtype(jnp.result_type(labels), jnp.floating))
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation),
-                  fused=not one_hot)
+                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation))
     checks.check_reduction(reduction)
     target = smoothed_target(inp, label_smoothing, class_weights)
     ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
@@ -855,8 +852,7 @@ def poly_focal_loss(
       perspective of classification loss functions", ICLR 2022; Lin, Goyal,
       Girshick, He & Dollár, "Focal loss for dense object detection", ICCV 2017.
     """
-    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
-                  fused=activation == "sigmoid")
+    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
     checks.check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
     loss = focal_terms(inp, gamma, alpha, class_weights) + epsilon * poly_terms(
