@@ -6,7 +6,9 @@ is compiled twice in one process, once as the library has it and once with the t
 replaced by its plain form, and the two are timed interleaved (medians after
 warm-up). Cases: ``[8, 256, 256, 4]`` logits with a softmax and integer labels,
 ``[8, 256, 256, 1]`` with a sigmoid and 0/1 labels. Ratio = on / off: below 1 the
-trick pays. Both programs are checked to give the same value.
+trick pays. Both programs are checked to give the same value. One more entry times
+the activation fields taken from one ``exp`` (the one activation pass of every loss)
+against their standalone ``jax.nn`` forms.
 
 Tricks measured here and then removed (they did not pay for themselves) can be
 timed again with ``python -m benchmarks.compare_rev REV`` against the revision
@@ -16,6 +18,7 @@ before their removal (benchmarks/RESULTS.md, "Backend module (XLA:CPU)").
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 from collections.abc import Callable
@@ -27,7 +30,7 @@ import numpy as np
 
 import segloss_jax as sl
 from benchmarks.timing import median_times
-from segloss_jax._src import backend
+from segloss_jax._src import backend, inputs
 
 SOFTMAX, SIGMOID = "softmax", "sigmoid"
 
@@ -48,6 +51,32 @@ TRICKS: dict[str, tuple[list[tuple[object, str, object]], list[tuple[str, str, d
         [("boundary", SOFTMAX, {}), ("hausdorff_dt", SOFTMAX, {}), ("shape_aware", SOFTMAX, {}),
          ("distance_weighted_cross_entropy", SOFTMAX, {})]),
 }
+
+
+def _standalone(name: str, fn: Callable) -> tuple[object, str, object]:
+    """``Inputs.<name>`` computed by ``fn(x)`` alone (its own ``exp``), falling back to the
+    library's form for the other activation."""
+    shared = inputs.Inputs.__dict__[name].func
+    activation = "sigmoid" if name in ("one_minus_probs", "softplus", "probs") else "softmax"
+
+    def field(self):
+        return fn(self.x) if self.activation == activation else shared(self)
+
+    prop = functools.cached_property(field)
+    prop.__set_name__(inputs.Inputs, name)
+    return inputs.Inputs, name, prop
+
+
+# The activation fields from one exp (the one activation pass every loss makes) against
+# their standalone forms, each with its own exp.
+TRICKS["one exp (vs standalone jax.nn forms)"] = (
+    [_standalone("lse", lambda x: jax.nn.logsumexp(x, axis=-1)),
+     _standalone("probs", jax.nn.sigmoid),
+     _standalone("one_minus_probs", lambda x: jax.nn.sigmoid(-x)),
+     _standalone("softplus", jax.nn.softplus)],
+    [("cross_entropy", SOFTMAX, {}), ("focal", SOFTMAX, {}), ("dice", SOFTMAX, {}),
+     ("dice_ce", SOFTMAX, {}), ("binary_cross_entropy", SIGMOID, {}), ("focal", SIGMOID, {}),
+     ("dice", SIGMOID, {}), ("dice_ce", SIGMOID, {})])
 
 
 def cases() -> dict[str, tuple[jax.Array, jax.Array]]:

@@ -11,9 +11,8 @@ ignore_index, activation)`` and returns one :class:`Inputs` record:
 * the activation, computed on first use and shared by every term that reads
   it: ``probs``, ``one_minus_probs``, ``log_probs``, ``log_1m_probs``
   (``log(1 - p)``), ``lse`` (softmax log-partition) and ``softplus`` (sigmoid),
-  each from its standalone form (``jax.nn.logsumexp``, ``jax.nn.sigmoid``,
-  ``jax.nn.softplus``). Sharing one ``exp`` between them did not pay for itself
-  (benchmarks/RESULTS.md, "Backend module (XLA:CPU)").
+  all from one ``exp`` of the logits, whichever of them a loss reads (one
+  activation pass; its cost: benchmarks/RESULTS.md, "Backend module (XLA:CPU)").
 
 Per-class options (``class_weights``, softmax ``alpha``, ``pos_weight``) may be
 lists, tuples, NumPy or JAX arrays: :meth:`Inputs.per_class` checks and shapes
@@ -42,6 +41,22 @@ def safe_log(x: jax.Array) -> jax.Array:
     """``log(x)`` clamped at the smallest normal number: finite value and gradient at 0."""
     tiny = jnp.finfo(x.dtype).tiny
     return jnp.log(jnp.maximum(x, tiny))
+
+
+@jax.custom_jvp
+def _softplus(x: jax.Array, e: jax.Array) -> jax.Array:
+    """``softplus(x) = max(x, 0) + log1p(e)`` given ``e = exp(−|x|)``, differentiated
+    in ``x`` alone: ``softplus' = σ(x) = exp(x − softplus(x))`` (as ``jax.nn.softplus``)."""
+    return jnp.where(x >= 0, x, 0) + jnp.log1p(e)
+
+
+@_softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x, e), (dx, _) = primals, tangents
+    out = _softplus(x, e)
+    # exp(x − out), with x = out = +inf read as 0 − 0 (jax.nn.softplus's rule).
+    infinite = out == jnp.inf
+    return out, jnp.exp(jnp.where(infinite, 0, x) - jnp.where(infinite, 0, out)) * dx
 
 
 def one_hot_target(labels: jax.Array, num_classes: int, dtype) -> jax.Array:
@@ -121,29 +136,45 @@ class Inputs:
         return self.x.dtype
 
     @functools.cached_property
+    def _softmax_exp(self) -> tuple[jax.Array, jax.Array]:
+        """``(m, exp(x − m))``, ``m`` the class maximum (no gradient): every exp ≤ 1."""
+        m = jax.lax.stop_gradient(backend.class_max(self.x))
+        return m, jnp.exp(self.x - m)
+
+    @functools.cached_property
+    def _sigmoid_exp(self) -> jax.Array:
+        """``exp(−|x|)``, as ``exp(−x)`` or ``exp(x)`` by the sign: the derivatives of the
+        fields below are then exact at ``x = 0`` too."""
+        return jnp.exp(jnp.where(self.x >= 0, -self.x, self.x))
+
+    @functools.cached_property
     def probs(self) -> jax.Array:
         if self.activation == "softmax":
-            # The class maximum (no gradient) keeps every exp at most 1.
-            e = jnp.exp(self.x - jax.lax.stop_gradient(backend.class_max(self.x)))
+            _, e = self._softmax_exp
             return e / backend.class_sum(e)
         if self.activation == "sigmoid":
-            return jax.nn.sigmoid(self.x)
+            e = self._sigmoid_exp
+            return jnp.where(self.x >= 0, 1, e) / (1 + e)
         return self.x
 
     @functools.cached_property
     def one_minus_probs(self) -> jax.Array:
         """``1 − p`` per element (sigmoid: ``σ(−x)``, without cancellation)."""
-        return jax.nn.sigmoid(-self.x) if self.activation == "sigmoid" else 1 - self.probs
+        if self.activation == "sigmoid":
+            e = self._sigmoid_exp
+            return jnp.where(self.x >= 0, e, 1) / (1 + e)
+        return 1 - self.probs
 
     @functools.cached_property
     def lse(self) -> jax.Array:
-        """Softmax: ``log Σ_c exp(x_c)``, ``[B, *spatial]``."""
-        return jax.nn.logsumexp(self.x, axis=-1)
+        """Softmax: ``log Σ_c exp(x_c) = m + log Σ_c exp(x_c − m)``, ``[B, *spatial]``."""
+        m, e = self._softmax_exp
+        return m[..., 0] + jnp.log(jnp.sum(e, axis=-1))
 
     @functools.cached_property
     def softplus(self) -> jax.Array:
         """Sigmoid: ``softplus(x) = −log(1 − σ(x))``."""
-        return jax.nn.softplus(self.x)
+        return _softplus(self.x, self._sigmoid_exp)
 
     @functools.cached_property
     def log_probs(self) -> jax.Array:
