@@ -2,12 +2,12 @@ r"""Structural losses: local statistics of the prediction against those of the t
 
 Both losses compare, class channel by class channel, the probability map
 ``p_c`` with the target map ``g_c`` through *local moments*: means, variances
-and covariances over a sliding window around every pixel. One helper,
-:func:`local_moments`, owns them: a sampled Gaussian window, normalised to sum
-1, applied separably (a weighted sum of shifted slices per spatial axis)
-after reflect padding (the edge sample is not repeated, as PyTorch's
-``"reflect"`` and scipy's ``"mirror"``), so every map has the size of the
-input. 1 to 3 spatial axes.
+and covariances over a sliding window around every pixel: a sampled Gaussian
+window, normalised to sum 1, applied separably with reflect padding (the edge
+sample is not repeated, as PyTorch's ``"reflect"`` and scipy's ``"mirror"``),
+so every map has the size of the input; the filter is
+:func:`~segloss_jax._src.windows.linear_filter`, whose backward pass is its
+adjoint. 1 to 3 spatial axes.
 
 Excluded pixels (``where=False`` or ``ignore_index``) are set to 0 in both
 ``p`` and ``g`` before the windows, so neither their logits nor their labels
@@ -30,38 +30,9 @@ from segloss_jax._src.reduce import reduce_pixels, safe_div
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import max_across, sum_across
 from segloss_jax._src.types import AnyActivation, ArrayLike, AxisName, Reduction
+from segloss_jax._src.windows import gaussian_taps, linear_filter
 
 __all__ = ["ssim_loss", "structural_similarity_loss"]
-
-__all__ = ["ssim_loss", "structural_similarity_loss"]
-
-
-def gaussian_taps(window_size: int, sigma: float) -> np.ndarray:
-    """The sampled Gaussian ``exp(-(k - r)² / 2σ²)``, ``k = 0 … window_size - 1``,
-    ``r = window_size // 2``, normalised to sum 1 (a host constant)."""
-    k = np.arange(window_size, dtype=np.float64) - window_size // 2
-    taps = np.exp(-(k**2) / (2.0 * sigma**2))
-    return taps / taps.sum()
-
-
-def local_moments(x: jax.Array, taps: np.ndarray) -> jax.Array:
-    """``w ∗ x`` for ``x`` ``[B, *spatial, K]``: the separable window ``taps`` along
-    every spatial axis, each channel on its own, with reflect padding; same shape out.
-
-    Each axis is a weighted sum of shifted slices: elementwise work that XLA fuses
-    into one pass per axis (a depthwise convolution of a few channels ran over
-    ten times slower on XLA:CPU).
-    """
-    radius = len(taps) // 2
-    for axis in range(1, x.ndim - 1):
-        n = x.shape[axis]
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (radius, radius)
-        padded = jnp.pad(x, pad, mode="reflect")
-        terms = [float(w) * lax.slice_in_dim(padded, k, k + n, axis=axis)
-                 for k, w in enumerate(taps)]
-        x = sum(terms[1:], terms[0])
-    return x
 
 
 def _check_window(inp: Inputs, window_size, sigma) -> np.ndarray:
@@ -84,6 +55,13 @@ def _check_window(inp: Inputs, window_size, sigma) -> np.ndarray:
     if not math.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"`sigma` must be positive and finite, got {sigma!r}.")
     return gaussian_taps(int(window_size), sigma)
+
+
+def _local_means(maps: list[jax.Array], taps: np.ndarray) -> list[jax.Array]:
+    """``w ∗ x`` of each ``[B, *spatial, K]`` map: the separable window ``taps`` along every
+    spatial axis, reflect padding (:func:`~segloss_jax._src.windows.linear_filter`)."""
+    axes = tuple(range(1, maps[0].ndim - 1))
+    return [linear_filter(x, taps, axes, padding="reflect") for x in maps]
 
 
 def _masked_maps(inp: Inputs) -> tuple[jax.Array, jax.Array]:
@@ -187,9 +165,7 @@ def ssim_loss(
     checks.check_reduction(reduction)
     taps = _check_window(inp, window_size, sigma)
     p, g = _masked_maps(inp)
-    c = inp.num_classes
-    moments = local_moments(jnp.concatenate([p, g, p * p, g * g, p * g], axis=-1), taps)
-    mu_p, mu_g, pp, gg, pg = (moments[..., k * c:(k + 1) * c] for k in range(5))
+    mu_p, mu_g, pp, gg, pg = _local_means([p, g, p * p, g * g, p * g], taps)
     var_p, var_g, cov = pp - mu_p**2, gg - mu_g**2, pg - mu_p * mu_g
     c1, c2 = 0.01**2, 0.03**2
     ssim = ((2 * mu_p * mu_g + c1) * (2 * cov + c2)
@@ -323,9 +299,7 @@ def structural_similarity_loss(
         "would be selected and the loss would be 0 with zero gradient)")
     taps = _check_window(inp, window_size, sigma)
     y_hat, y = _masked_maps(inp)
-    c = inp.num_classes
-    moments = local_moments(jnp.concatenate([y_hat, y, y_hat**2, y**2], axis=-1), taps)
-    mu_hat, mu, sq_hat, sq = (moments[..., k * c:(k + 1) * c] for k in range(4))
+    mu_hat, mu, sq_hat, sq = _local_means([y_hat, y, y_hat**2, y**2], taps)
     c4 = 0.01
     e = jnp.abs((y - mu + c4) / (_safe_sqrt(sq - mu**2) + c4)
                 - (y_hat - mu_hat + c4) / (_safe_sqrt(sq_hat - mu_hat**2) + c4))  # (1)
