@@ -3,8 +3,9 @@
 Run ``python -m benchmarks.bench_cldice`` (``--iterations K``, ``--shape B H W C``,
 ``--reps N``). ``sl.cldice_loss(activation="sigmoid", iterations=K)`` on
 ``[2, 512, 512, 1]`` logits by default, against the same formula written here
-with a Python loop over the skeleton's steps and differentiated by plain
-autodiff (which keeps every intermediate of every step). Prints the compiled
+with a Python loop over the skeleton's steps, on ``lax.reduce_window`` minima
+and maxima, differentiated by plain autodiff (which keeps every intermediate of
+every step and routes each window's gradient with a select-and-scatter). Prints the compiled
 ``value_and_grad``'s temporary memory (XLA's ``memory_analysis``) and the
 median time of interleaved runs, and their ratios (library / plain).
 """
@@ -12,22 +13,32 @@ median time of interleaved runs, and their ratios (library / plain).
 from __future__ import annotations
 
 import argparse
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 import segloss_jax as sl
 from benchmarks.timing import median_times
-from segloss_jax._src.windows import erode, opening
+from segloss_jax._src.windows import _window, spatial_axes
 
 
 def plain_skeleton(x: jax.Array, spatial_ndim: int, iterations: int) -> jax.Array:
-    """The soft skeleton, unrolled, for plain autodiff."""
-    skel = jax.nn.relu(x - opening(x, spatial_ndim))
+    """The soft skeleton, unrolled, on ``lax.reduce_window``, for plain autodiff."""
+    axes = spatial_axes(x.ndim, spatial_ndim)
+
+    def erode(v):
+        return functools.reduce(jnp.minimum, [_window(v, lax.min, (a,)) for a in axes])
+
+    def opening(v):
+        return _window(erode(v), lax.max, axes)
+
+    skel = jax.nn.relu(x - opening(x))
     for _ in range(iterations):
-        x = erode(x, spatial_ndim)
-        delta = jax.nn.relu(x - opening(x, spatial_ndim))
+        x = erode(x)
+        delta = jax.nn.relu(x - opening(x))
         skel = skel + jax.nn.relu(delta - skel * delta)
     return skel
 

@@ -57,17 +57,27 @@ def _check_window(inp: Inputs, window_size, sigma) -> np.ndarray:
     return gaussian_taps(int(window_size), sigma)
 
 
-def _local_means(maps: list[jax.Array], taps: np.ndarray) -> list[jax.Array]:
-    """``w ∗ x`` of each ``[B, *spatial, K]`` map: the separable window ``taps`` along every
-    spatial axis, reflect padding (:func:`~segloss_jax._src.windows.linear_filter`)."""
-    axes = tuple(range(1, maps[0].ndim - 1))
-    return [linear_filter(x, taps, axes, padding="reflect") for x in maps]
-
-
 def _masked_maps(inp: Inputs) -> tuple[jax.Array, jax.Array]:
-    """``p`` and ``g`` with excluded pixels set to 0 in both (before any window)."""
+    """``p`` and ``g``, channels first (``[B, C, *spatial]``: each class map contiguous,
+    which the windows run through fastest), excluded pixels set to 0 in both."""
     keep = inp.valid[..., None]
-    return jnp.where(keep, inp.probs, 0), jnp.where(keep, inp.target, 0)
+    p, g = jnp.where(keep, inp.probs, 0), jnp.where(keep, inp.target, 0)
+    return jnp.moveaxis(p, -1, 1), jnp.moveaxis(g, -1, 1)
+
+
+def _local_means(inp: Inputs, taps: np.ndarray, x: jax.Array, g: jax.Array,
+                 *products: jax.Array) -> list[jax.Array]:
+    """``w ∗ v`` for ``v`` in ``(x, g, x², g², *products)``, channels-first maps: the
+    separable window ``taps`` along every spatial axis with reflect padding
+    (:func:`~segloss_jax._src.windows.linear_filter`). With integer labels ``g`` is 0
+    or 1, so ``w ∗ g² = w ∗ g``."""
+
+    def mean(v):
+        return linear_filter(v, taps, tuple(range(2, v.ndim)), padding="reflect")
+
+    mu_g = mean(g)
+    gg = mu_g if inp.labels is not None else mean(g * g)
+    return [mean(x), mu_g, mean(x * x), gg, *(mean(v) for v in products)]
 
 
 @jax.custom_vjp
@@ -165,11 +175,12 @@ def ssim_loss(
     checks.check_reduction(reduction)
     taps = _check_window(inp, window_size, sigma)
     p, g = _masked_maps(inp)
-    mu_p, mu_g, pp, gg, pg = _local_means([p, g, p * p, g * g, p * g], taps)
+    mu_p, mu_g, pp, gg, pg = _local_means(inp, taps, p, g, p * g)
     var_p, var_g, cov = pp - mu_p**2, gg - mu_g**2, pg - mu_p * mu_g
     c1, c2 = 0.01**2, 0.03**2
     ssim = ((2 * mu_p * mu_g + c1) * (2 * cov + c2)
             / ((mu_p**2 + mu_g**2 + c1) * (var_p + var_g + c2)))
+    ssim = jnp.moveaxis(ssim, 1, -1)
     loss = (1 - ssim) * inp.per_class(class_weights)
     return reduce_pixels(loss, inp.valid, reduction, axis_name)
 
@@ -299,10 +310,11 @@ def structural_similarity_loss(
         "would be selected and the loss would be 0 with zero gradient)")
     taps = _check_window(inp, window_size, sigma)
     y_hat, y = _masked_maps(inp)
-    mu_hat, mu, sq_hat, sq = _local_means([y_hat, y, y_hat**2, y**2], taps)
+    mu_hat, mu, sq_hat, sq = _local_means(inp, taps, y_hat, y)
     c4 = 0.01
     e = jnp.abs((y - mu + c4) / (_safe_sqrt(sq - mu**2) + c4)
                 - (y_hat - mu_hat + c4) / (_safe_sqrt(sq_hat - mu_hat**2) + c4))  # (1)
+    e = jnp.moveaxis(e, 1, -1)
     positions = inp.valid[..., None]  # P: the terms that can be non-zero
     if inp.activation == "softmax":
         positions = positions & (inp.target != 0)  # −g_c log p_c is 0 wherever g_c = 0

@@ -54,14 +54,9 @@ from segloss_jax._src.types import (
     Scalar,
     Smooth,
 )
-from segloss_jax._src.windows import check_spatial_ndim, erode, opening
+from segloss_jax._src.windows import check_spatial_ndim, dilate, erode
 
 __all__ = ["cldice_loss", "dice_cldice_loss"]
-
-
-def _peel(x: jax.Array, spatial_ndim: int) -> jax.Array:
-    """``relu(x − open(x))``: the thin parts of ``x`` that an opening removes."""
-    return jax.nn.relu(x - opening(x, spatial_ndim))
 
 
 def soft_skeleton(x: jax.Array, spatial_ndim: int, iterations: int) -> jax.Array:
@@ -80,15 +75,21 @@ def soft_skeleton(x: jax.Array, spatial_ndim: int, iterations: int) -> jax.Array
     x = jnp.asarray(x)
     check_spatial_ndim(x, spatial_ndim)
 
-    # One step; rematerialised, so its backward keeps only the carry (module docstring).
+    def peel(x, eroded):  # relu(x − open(x)), open(x) = dilate(erode(x))
+        return jax.nn.relu(x - dilate(eroded, spatial_ndim))
+
+    # One step: x_k = erode(x_{k-1}) is both the next map and the erosion inside the
+    # opening of x_{k-1}, so each step erodes once. Rematerialised, so its backward
+    # keeps only the carry (module docstring).
     @jax.checkpoint
     def step(carry, _):
-        x, skel = carry
-        x = erode(x, spatial_ndim)
-        delta = _peel(x, spatial_ndim)
-        return (x, skel + jax.nn.relu(delta - skel * delta)), None
+        x, skel = carry  # x_k, S_{k-1}
+        eroded = erode(x, spatial_ndim)
+        delta = peel(x, eroded)
+        return (eroded, skel + jax.nn.relu(delta - skel * delta)), None
 
-    (_, skel), _ = lax.scan(step, (x, _peel(x, spatial_ndim)), length=iterations)
+    eroded = erode(x, spatial_ndim)
+    (_, skel), _ = lax.scan(step, (eroded, peel(x, eroded)), length=iterations)
     return skel
 
 
