@@ -111,7 +111,8 @@ def main(argv=None) -> None:
     print(f"fwd+bwd, softmax {list(SHAPE)}, integer labels; {machine()}; torch "
           f"{torch.__version__} with {threads} threads; median of {args.repeats} interleaved runs "
           "(wall ms, process CPU ms in brackets)\n")
-    print("| loss | ours ms | × optax CE | peer | peer ms | ours / peer | temp MiB | temp / logits |")
+    print("| loss | ours ms | × optax CE | peer | peer ms | ours / peer | temp MiB "
+          "| temp / logits |")
     print("|---|---:|---:|---|---:|---:|---:|---:|")
     ce_wall, ce_cpu = times["optax_ce"]
     logits_bytes = logits.size * logits.dtype.itemsize

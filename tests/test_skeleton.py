@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
+from test_windows import autodiff_dilate, autodiff_erode
 
 import segloss_jax as sl
 from segloss_jax._src.topology import soft_skeleton
-from test_windows import autodiff_dilate, autodiff_erode
 
 SPATIAL = {"1d": (11,), "2d": (7, 8), "3d": (5, 6, 4)}
 
