@@ -102,6 +102,52 @@ def test_ssim_gradients_match_finite_differences():
         check_grads(f3, (jnp.asarray(x3),), order=1, modes=["rev"])
 
 
+def _plain_window_mean(x, window_size, sigma):
+    """``w ∗ x`` over the spatial axes of ``[B, *spatial, C]`` as reflect padding and a
+    weighted sum of shifted slices, for plain autodiff."""
+    w = ref.gaussian_window(window_size, sigma)
+    r = window_size // 2
+    for axis in range(1, x.ndim - 1):
+        widths = [(r, r) if a == axis else (0, 0) for a in range(x.ndim)]
+        padded = jnp.pad(x, widths, mode="reflect")
+        n = x.shape[axis]
+        x = sum(float(t) * jax.lax.slice_in_dim(padded, k, k + n, axis=axis)
+                for k, t in enumerate(w))
+    return x
+
+
+@pytest.mark.parametrize("shape,activation,c,window_size", [
+    ((2, 13, 12), "softmax", 3, 11), ((1, 6, 7, 5), "sigmoid", 2, 3)])
+def test_ssim_gradient_equals_autodiff_of_the_plain_formula(shape, activation, c, window_size):
+    x, labels, _, _ = case(8, shape, c, activation=activation)
+    valid = np.random.default_rng(9).random(shape) > 0.2
+
+    def plain(z):
+        p = jax.nn.softmax(z) if activation == "softmax" else jax.nn.sigmoid(z)
+        g = jnp.asarray(ref.one_hot(labels, c), p.dtype)
+        keep = jnp.asarray(valid)[..., None]
+        p, g = jnp.where(keep, p, 0), jnp.where(keep, g, 0)
+
+        def mean(v):
+            return _plain_window_mean(v, window_size, 1.5)
+
+        mu_p, mu_g = mean(p), mean(g)
+        var_p, var_g, cov = mean(p * p) - mu_p**2, mean(g * g) - mu_g**2, mean(p * g) - mu_p * mu_g
+        c1, c2 = 0.01**2, 0.03**2
+        ssim = ((2 * mu_p * mu_g + c1) * (2 * cov + c2)
+                / ((mu_p**2 + mu_g**2 + c1) * (var_p + var_g + c2)))
+        return jnp.sum((1 - ssim) * keep) / (jnp.sum(keep) * c)
+
+    with jax.enable_x64(True):
+        z = jnp.asarray(x)
+        value, grad = jax.value_and_grad(lambda v: sl.ssim_loss(
+            v, jnp.asarray(labels), activation=activation, window_size=window_size,
+            where=jnp.asarray(valid)))(z)
+        want, want_grad = jax.value_and_grad(plain)(z)
+        np.testing.assert_allclose(value, want, rtol=1e-12)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-14)
+
+
 # --------------------------------------------------------------------------- SSL
 
 
