@@ -3,8 +3,8 @@ r"""Windowed operations on the pixel grid.
 The one home of windowed operations: separable linear filters, and min/max
 pooling over the face (cross) and cube (``3^d`` box) neighbourhoods. Every
 windowed loss is built on them. Pure JAX with static shapes: each window is a
-sum or a minimum of shifted copies of the array, which XLA fuses into one pass
-per axis, so everything runs under ``jit`` and ``vmap`` on any backend.
+sum of shifted slices (linear filters) or a ``lax.reduce_window`` (pooling), one
+pass per axis, so everything runs under ``jit`` and ``vmap`` on any backend.
 
 Both kinds have a hand-written backward pass (``jax.custom_vjp``), so neither
 autodiff's padded copy per tap nor its select-and-scatter is built; they
@@ -13,27 +13,29 @@ support reverse mode (and forward-over-reverse), not plain ``jax.jvp``.
 Linear filters. :func:`linear_filter` correlates an array with a 1-D window
 of taps along each of several axes in turn (a separable filter), with reflect
 padding (the edge sample is not repeated: PyTorch's ``"reflect"``, scipy's
-``"mirror"``) or zero padding, so the result has the size of the input. Its
-backward pass is its adjoint: the mirrored taps on the cotangent, with zero
-padding, then (reflect padding) the contributions that fell on the padding
-folded back onto the samples they were copied from. The taps:
+``"mirror"``) or zero padding, so the result has the size of the input. Inside,
+each output is a sum of shifted slices (one fused pass, no padded copy); the
+``r`` outputs at each end, which reach past the border, are a product with the
+corner of :func:`filter_matrix`. The backward pass is the adjoint: the mirrored
+taps on the cotangent inside, the transposed corners at the ends (where the
+mirrored samples' shares fold back onto the samples they copy). The taps:
 :func:`gaussian_taps` (sampled and normalised, as SSIM uses), :func:`box_taps`
 (normalised) and :func:`erf_taps` (the Gaussian integrated over each pixel,
 not normalised).
 
 Min/max pooling. :func:`erode` is the minimum over each element's cross
-(itself and its ``2d`` face neighbours), :func:`dilate` the maximum over the
-full ``3^d`` box (a 3-tap maximum along each axis in turn), :func:`opening`
-their composition; positions outside the image never win. The gradient of an
-output goes to the input element that won it. Ties go to the first candidate
-in a fixed order: the element itself, then along each axis (in order) its
-lower and then its upper neighbour; the box of :func:`dilate` applies this
-rule axis by axis. (Autodiff of ``lax.reduce_window`` sends a tie to the
-first element of the window in row-major order, and ``jnp.minimum`` of two
-tied windows splits it in halves; where no tie occurs, as for inputs with
-distinct values, the gradients are the same.) A tie within an eroded map
-(an element that won several windows) costs nothing: all its copies route
-to that one element.
+(itself and its ``2d`` face neighbours): the minimum of one 3-tap window per
+axis. :func:`dilate` is the maximum over the full ``3^d`` box: a 3-tap maximum
+along each axis in turn, the last axis first. :func:`opening` is their
+composition; positions outside the image never win. Each 3-tap window is a
+``lax.reduce_window``; its backward pass sends each output's cotangent to the
+element that won it, found in the forward pass (an ``int8`` offset per
+output). Ties: the first element of the window in index order wins, as in
+autodiff of ``lax.reduce_window`` (its select-and-scatter keeps the first
+winner); the windows of an erosion that tie share the cotangent equally (the
+gradient of ``jnp.minimum``), and the axis order of :func:`dilate` makes its
+winner the first of the box in row-major order. So the gradients are those
+of autodiff of the plain ``reduce_window`` formulation, ties included.
 
 :func:`contour` marks the mask elements with a face neighbour outside the
 mask (4-connectivity in 2D, 6 in 3D). What lies beyond the image border is
@@ -53,7 +55,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from scipy import special
 
 Padding: TypeAlias = Literal["reflect", "zero"]
 PADDINGS: tuple[str, ...] = ("reflect", "zero")
@@ -100,9 +101,9 @@ def erf_taps(sigma: float) -> np.ndarray:
     The taps sum to the Gaussian's mass on ``[-r - 1/2, r + 1/2]`` (just under 1).
     """
     radius = int(max(4.0 * sigma, 0.5) + 0.5)
-    j = np.arange(-radius, radius + 1, dtype=np.float64)
     scale = sigma * math.sqrt(2.0)
-    return 0.5 * (special.erf((j + 0.5) / scale) - special.erf((j - 0.5) / scale))
+    return np.array([0.5 * (math.erf((j + 0.5) / scale) - math.erf((j - 0.5) / scale))
+                     for j in range(-radius, radius + 1)])
 
 
 # --- linear filters ----------------------------------------------------------------------
