@@ -149,7 +149,7 @@ def linear_filter(
         raise ValueError(
             f"reflect padding by {radius} needs every filtered axis to be longer than "
             f"{radius}, got sizes {tuple(x.shape[a] for a in axes)} (shape {x.shape}).")
-    return _filter(x, tuple(float(t) for t in taps), axes, padding)
+    return _filter(x, tuple(float(t) for t in taps), axes, padding, False)
 
 
 def _valid(x: jax.Array, taps: tuple[float, ...], axis: int) -> jax.Array:
@@ -216,21 +216,24 @@ def _correlate(x: jax.Array, taps: tuple[float, ...], axis: int, padding: str, *
     return lax.concatenate([first, inner, last], axis)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _filter(x, taps, axes, padding):
-    for axis in axes:
-        x = _correlate(x, taps, axis, padding)
+def _separable(x, taps, axes, padding, adjoint=False):
+    """:func:`_correlate` (or its adjoint) along each of ``axes`` in turn."""
+    for axis in reversed(axes) if adjoint else axes:
+        x = _correlate(x, taps, axis, padding, adjoint=adjoint)
     return x
 
 
-def _filter_fwd(x, taps, axes, padding):
-    return _filter(x, taps, axes, padding), None
+# The forward rule calls the plain function, not the custom_vjp one: a nested call
+# would stop forward-over-reverse (Hessian-vector products).
+_filter = jax.custom_vjp(_separable, nondiff_argnums=(1, 2, 3, 4))
 
 
-def _filter_bwd(taps, axes, padding, _, ct):
-    for axis in reversed(axes):
-        ct = _correlate(ct, taps, axis, padding, adjoint=True)
-    return (ct,)
+def _filter_fwd(x, taps, axes, padding, adjoint):
+    return _separable(x, taps, axes, padding, adjoint), None
+
+
+def _filter_bwd(taps, axes, padding, adjoint, _, ct):
+    return (_separable(ct, taps, axes, padding, not adjoint),)
 
 
 _filter.defvjp(_filter_fwd, _filter_bwd)
