@@ -23,6 +23,7 @@ from segloss_jax._src.pixelwise import *  # noqa: F403
 from segloss_jax._src.region.overlap import *  # noqa: F403
 from segloss_jax._src.region.soft_label import *  # noqa: F403
 from segloss_jax._src.region.wasserstein import *  # noqa: F403
+from segloss_jax._src.skeletonize import *  # noqa: F403
 from segloss_jax._src.structural import *  # noqa: F403
 from segloss_jax._src.topology import *  # noqa: F403
 from segloss_jax._src.weights import *  # noqa: F403

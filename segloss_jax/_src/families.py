@@ -44,8 +44,10 @@ FAMILIES: tuple[Family, ...] = (
            "Losses weighted by distances to the target or predicted boundary.",
            ("boundary_loss", "hausdorff_dt_loss", "shape_aware_loss", "target_distance_map")),
     Family("topology", "Topology losses",
-           "Skeleton-based losses that keep thin structures connected (clDice).",
-           ("cldice_loss", "dice_cldice_loss")),
+           "Skeleton-based losses that keep thin structures connected (clDice, Skeleton "
+           "Recall), and exact skeletons inside the compiled step.",
+           ("cldice_loss", "dice_cldice_loss", "skeleton_recall_loss", "skeleton_target",
+            "skeletonize")),
     Family("compound", "Compound losses",
            "Fixed combinations of a region term and a pixel-wise term.",
            ("dice_ce_loss", "dice_focal_loss", "combo_loss", "exp_log_loss",

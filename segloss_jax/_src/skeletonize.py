@@ -37,6 +37,9 @@ after two or three rounds.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import operator
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
@@ -85,6 +88,11 @@ _WORD = 32
 # --- bit planes ---------------------------------------------------------------------------
 
 
+def _bit_positions(ndim: int) -> jax.Array:
+    """``0, 1, ..., 31`` along the last of ``ndim`` axes."""
+    return jnp.arange(_WORD, dtype=jnp.uint32).reshape((1,) * (ndim - 1) + (_WORD,))
+
+
 def _pack(mask: jax.Array) -> jax.Array:
     """Bool ``[*lead, n]`` -> uint32 ``[ceil(n / 32), *lead]``: element ``j`` of the last
     axis is bit ``j % 32`` of word ``j // 32``; the padding bits are 0."""
@@ -92,14 +100,14 @@ def _pack(mask: jax.Array) -> jax.Array:
     words = -(-n // _WORD)
     mask = jnp.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, words * _WORD - n)])
     bits = mask.reshape(*mask.shape[:-1], words, _WORD).astype(jnp.uint32)
-    packed = jnp.sum(bits << jnp.arange(_WORD, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32)
+    packed = jnp.sum(bits << _bit_positions(bits.ndim), axis=-1, dtype=jnp.uint32)
     return jnp.moveaxis(packed, -1, 0)
 
 
 def _unpack(planes: jax.Array, n: int) -> jax.Array:
     """The inverse of :func:`_pack`: bool ``[*lead, n]``."""
     words = jnp.moveaxis(planes, 0, -1)
-    bits = (words[..., None] >> jnp.arange(_WORD, dtype=jnp.uint32)) & 1
+    bits = (words[..., None] >> _bit_positions(words.ndim + 1)) & 1
     return bits.reshape(*words.shape[:-1], -1)[..., :n] != 0
 
 
@@ -430,9 +438,27 @@ def skeletonize(mask: ArrayLike, *, method: SkeletonMethod = None) -> jax.Array:
     if mask.ndim == 3 and method == "zhang":
         raise ValueError(f"`method='zhang'` takes a 2D `mask`, got shape {mask.shape}; use "
                          "None or 'lee' in 3D.")
-    foreground = mask != 0
-    if mask.ndim == 2 and method != "lee":
-        return _unpack(_zhang(_pack(foreground)), mask.shape[-1])
-    volume = foreground if mask.ndim == 3 else foreground[None]
-    skeleton = _unpack(_lee(_pack(volume), volume.shape[0]), mask.shape[-1])
-    return skeleton if mask.ndim == 3 else skeleton[0]
+    return _unpack(_skeleton_planes(mask != 0, method), mask.shape[-1])
+
+
+def _skeleton_planes(foreground: jax.Array, method: SkeletonMethod) -> jax.Array:
+    """The packed skeleton (:func:`_pack`) of a bool 2D or 3D image."""
+    if foreground.ndim == 2 and method != "lee":
+        return _zhang(_pack(foreground))
+    if foreground.ndim == 3:
+        return _lee(_pack(foreground), foreground.shape[0])
+    return _lee(_pack(foreground[None]), 1)[:, 0]
+
+
+def tubed_skeleton(foreground: jax.Array, *, tube: bool) -> jax.Array:
+    """:func:`skeletonize` of a bool 2D or 3D image (default method), dilated twice by
+    the face-neighbour cross when ``tube`` (every element within L1 distance 2 of the
+    skeleton; nothing outside the image)."""
+    planes = _skeleton_planes(foreground, None)
+    if tube:
+        faces = [o for o in itertools.product((-1, 0, 1), repeat=foreground.ndim)
+                 if sum(map(abs, o)) == 1]
+        for _ in range(2):
+            planes = functools.reduce(operator.or_, [_neighbour(planes, o) for o in faces],
+                                      planes)
+    return _unpack(planes, foreground.shape[-1])
