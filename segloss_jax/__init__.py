@@ -16,6 +16,7 @@ from segloss_jax._src.compound import *  # noqa: F403
 from segloss_jax._src.distance import *  # noqa: F403
 from segloss_jax._src.helpers import *  # noqa: F403
 from segloss_jax._src.lovasz import *  # noqa: F403
+from segloss_jax._src.metrics.boundary import *  # noqa: F403
 from segloss_jax._src.metrics.calibration import *  # noqa: F403
 from segloss_jax._src.metrics.confusion import *  # noqa: F403
 from segloss_jax._src.metrics.surface import *  # noqa: F403

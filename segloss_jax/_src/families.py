@@ -55,7 +55,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("metrics", "Metrics", "Evaluation of predictions and probabilities; no gradients.",
            ("confusion_matrix", "iou_score", "dice_score", "iou_from_confusion",
             "dice_from_confusion", "mean_score", "ConfusionMatrixMetric", "hausdorff_distance",
-            "average_surface_distance", "surface_dice", "calibration_error",
+            "average_surface_distance", "surface_dice", "boundary_iou", "calibration_error",
             "CalibrationErrorMetric")),
     Family("helpers", "Registry and helpers",
            "Look losses up by name, combine them, derive class weights.",

@@ -16,9 +16,9 @@ under ``jit`` and ``vmap`` on any backend without a host round trip.
   sweep that deletes nothing.
 
 Bit planes. The image is held 32 elements to a ``uint32`` word along its last
-axis (the word axis put first, so that the minor axis stays long). A neighbour
-is a shifted plane, and every test is boolean algebra on whole planes: 32
-elements per operation, and no gather (slow on CPU). Zhang's table becomes a
+axis (:mod:`segloss_jax._src.bitplanes`). A neighbour is a shifted plane, and
+every test is boolean algebra on whole planes: 32 elements per operation, and no
+gather (slow on CPU). Zhang's table becomes a
 reduced binary decision diagram over the 8 neighbour planes
 (:func:`_diagram`); Lee's tests become counts and connectivity written with
 ``&``, ``|`` and ``~`` (:func:`_euler_invariant`, :func:`_simple`).
@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from segloss_jax._src import bitplanes
 from segloss_jax._src.types import ArrayLike
 
 __all__ = ["skeletonize"]
@@ -82,56 +83,6 @@ _FACES = tuple(o for o in _OFFSETS if sum(map(abs, o)) == 1)
 _EDGES = tuple(o for o in _OFFSETS if sum(map(abs, o)) == 2)
 _CORNERS = tuple(o for o in _OFFSETS if sum(map(abs, o)) == 3)
 
-_WORD = 32
-
-
-# --- bit planes ---------------------------------------------------------------------------
-
-
-def _bit_positions(ndim: int) -> jax.Array:
-    """``0, 1, ..., 31`` along the last of ``ndim`` axes."""
-    return jnp.arange(_WORD, dtype=jnp.uint32).reshape((1,) * (ndim - 1) + (_WORD,))
-
-
-def _pack(mask: jax.Array) -> jax.Array:
-    """Bool ``[*lead, n]`` -> uint32 ``[ceil(n / 32), *lead]``: element ``j`` of the last
-    axis is bit ``j % 32`` of word ``j // 32``; the padding bits are 0."""
-    n = mask.shape[-1]
-    words = -(-n // _WORD)
-    mask = jnp.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, words * _WORD - n)])
-    bits = mask.reshape(*mask.shape[:-1], words, _WORD).astype(jnp.uint32)
-    packed = jnp.sum(bits << _bit_positions(bits.ndim), axis=-1, dtype=jnp.uint32)
-    return jnp.moveaxis(packed, -1, 0)
-
-
-def _unpack(planes: jax.Array, n: int) -> jax.Array:
-    """The inverse of :func:`_pack`: bool ``[*lead, n]``."""
-    words = jnp.moveaxis(planes, 0, -1)
-    bits = (words[..., None] >> _bit_positions(words.ndim + 1)) & 1
-    return bits.reshape(*words.shape[:-1], -1)[..., :n] != 0
-
-
-def _neighbour(planes: jax.Array, offset: Offset) -> jax.Array:
-    """The plane holding, at every element, the element at ``+offset`` (0 outside the
-    image). ``planes`` is ``[words, *lead]`` (:func:`_pack`); ``offset`` has one entry
-    per image axis, the last for the packed axis."""
-    *lead, step = offset
-    padded = jnp.pad(planes, 1)
-    start = (0, *(1 + d for d in lead))
-    limit = (padded.shape[0], *(1 + d + n for d, n in zip(lead, planes.shape[1:], strict=True)))
-    rows = lax.slice(padded, start, limit)  # the words axis keeps its padding
-    here = rows[1:-1]
-    if step == 0:
-        return here
-    if step == 1:  # the next element: one bit down, the last bit from the next word
-        return (here >> 1) | (rows[2:] << (_WORD - 1))
-    return (here << 1) | (rows[:-2] >> (_WORD - 1))
-
-
-def _ones_like(plane: jax.Array) -> jax.Array:
-    return jnp.full_like(plane, 0xFFFFFFFF)
-
-
 # --- 2D: Zhang & Suen ---------------------------------------------------------------------
 
 
@@ -165,7 +116,7 @@ def _evaluate(diagram, planes: Sequence[jax.Array]) -> jax.Array:
     """:func:`_diagram`'s function of the bit planes ``planes`` (bit ``i`` = input ``i``),
     32 elements per word."""
     nodes, root = diagram
-    values = [jnp.zeros_like(planes[0]), _ones_like(planes[0])]
+    values = [jnp.zeros_like(planes[0]), bitplanes.ones_like(planes[0])]
     for bit, low, high in nodes:
         v, lo, hi = planes[bit], values[low], values[high]
         if low == 0:
@@ -190,7 +141,7 @@ def _zhang(planes: jax.Array) -> jax.Array:
     every pixel of a sub-iteration is classified from the image at its start."""
 
     def sub_iteration(img, diagram):
-        remove = img & _evaluate(diagram, [_neighbour(img, o) for o in _ZHANG_CODE])
+        remove = img & _evaluate(diagram, [bitplanes.shift(img, o) for o in _ZHANG_CODE])
         return img & ~remove, jnp.any(remove != 0)
 
     def iteration(state):
@@ -209,7 +160,7 @@ def _neighbours(earlier: jax.Array, later: jax.Array) -> dict[Offset, jax.Array]
     """The 26 neighbour planes of a packed ``[words, P, R]`` image, by offset: those
     before the element in raster order are read from ``earlier``, the rest from
     ``later``."""
-    return {o: _neighbour(earlier if o < (0, 0, 0) else later, o) for o in _OFFSETS}
+    return {o: bitplanes.shift(earlier if o < (0, 0, 0) else later, o) for o in _OFFSETS}
 
 
 def _count(planes: Sequence[jax.Array]) -> list[jax.Array]:
@@ -273,7 +224,7 @@ def _euler_invariant(nb: dict[Offset, jax.Array]) -> jax.Array:
               for e in _EDGES for a, b in [[i for i, d in enumerate(e) if d]]}
     cube = [bg[k] & square[_zero(k, 0)] & square[_zero(k, 1)] & square[_zero(k, 2)]
             for k in _CORNERS]
-    ones = [_ones_like(cube[0])]
+    ones = [bitplanes.ones_like(cube[0])]
     return _equal(_add(_count([bg[f] for f in _FACES]), _count(cube)),
                   _add(_count(list(square.values())), ones))
 
@@ -438,16 +389,17 @@ def skeletonize(mask: ArrayLike, *, method: SkeletonMethod = None) -> jax.Array:
     if mask.ndim == 3 and method == "zhang":
         raise ValueError(f"`method='zhang'` takes a 2D `mask`, got shape {mask.shape}; use "
                          "None or 'lee' in 3D.")
-    return _unpack(_skeleton_planes(mask != 0, method), mask.shape[-1])
+    return bitplanes.unpack(_skeleton_planes(mask != 0, method), mask.shape[-1])
 
 
 def _skeleton_planes(foreground: jax.Array, method: SkeletonMethod) -> jax.Array:
-    """The packed skeleton (:func:`_pack`) of a bool 2D or 3D image."""
+    """The packed skeleton (:func:`~segloss_jax._src.bitplanes.pack`) of a bool 2D or 3D
+    image."""
     if foreground.ndim == 2 and method != "lee":
-        return _zhang(_pack(foreground))
+        return _zhang(bitplanes.pack(foreground))
     if foreground.ndim == 3:
-        return _lee(_pack(foreground), foreground.shape[0])
-    return _lee(_pack(foreground[None]), 1)[:, 0]
+        return _lee(bitplanes.pack(foreground), foreground.shape[0])
+    return _lee(bitplanes.pack(foreground[None]), 1)[:, 0]
 
 
 def tubed_skeleton(foreground: jax.Array, *, tube: bool) -> jax.Array:
@@ -459,6 +411,6 @@ def tubed_skeleton(foreground: jax.Array, *, tube: bool) -> jax.Array:
         faces = [o for o in itertools.product((-1, 0, 1), repeat=foreground.ndim)
                  if sum(map(abs, o)) == 1]
         for _ in range(2):
-            planes = functools.reduce(operator.or_, [_neighbour(planes, o) for o in faces],
+            planes = functools.reduce(operator.or_, [bitplanes.shift(planes, o) for o in faces],
                                       planes)
-    return _unpack(planes, foreground.shape[-1])
+    return bitplanes.unpack(planes, foreground.shape[-1])
