@@ -1027,3 +1027,86 @@ def cldice_loss(logits, labels, *, activation="softmax", iterations=3, smooth=(1
                        classes=classes, class_weights=class_weights, ignore_index=ignore_index,
                        where=where, reduction=reduction)
     return lambda_dice * dice + lambda_cldice * cl
+
+
+# --------------------------------------------------------------------------------------
+# Skeleton Recall (Kirchhoff et al., ECCV 2024) and Boundary IoU (Cheng et al., CVPR 2021).
+# --------------------------------------------------------------------------------------
+
+
+def skeleton_target(labels, foreground=None, tube=True):
+    """nnU-Net's ``SkeletonTransform`` per image: scikit-image's skeleton of
+    ``foreground`` (default ``labels != 0``), dilated with scipy by the L1 ball of
+    radius 2 (the face cross iterated twice) when ``tube``, times the labels."""
+    from skimage.morphology import skeletonize
+
+    labels = np.asarray(labels)
+    foreground = labels != 0 if foreground is None else np.asarray(foreground, bool)
+    ball = ndi.iterate_structure(ndi.generate_binary_structure(labels.ndim - 1, 1), 2)
+    out = np.zeros_like(labels)
+    for b in range(labels.shape[0]):
+        skel = skeletonize(foreground[b])
+        if tube:
+            skel = ndi.binary_dilation(skel, structure=ball)
+        out[b] = np.where(skel, labels[b], 0)
+    return out
+
+
+def skeleton_recall_loss(logits, labels, skeleton, *, activation="softmax", smooth=1e-5,
+                         per_image=False, include_background=False, classes="all",
+                         class_weights=None, ignore_index=None, where=None, reduction="mean"):
+    """``1 − rec`` per unit, ``rec = (Σ p_c [s = c] + s_num)/(Σ [s = c] + s_den)`` over
+    the valid pixels, 0 for a unit without skeleton; reduced as every region loss, the
+    units kept by the skeleton's mass."""
+    logits = np.asarray(logits, np.float64)
+    num_classes = logits.shape[-1]
+    valid = valid_mask(labels, logits.shape[:-1], where, ignore_index)
+    p = probs(logits, activation)
+    t = one_hot(np.asarray(skeleton), num_classes)
+    hits, mass = unit_sum(p * t, valid, per_image), unit_sum(t, valid, per_image)
+    s = (smooth, smooth) if np.ndim(smooth) == 0 else tuple(smooth)
+    loss = np.where(mass > 0, 1 - ratio(hits, mass, s), 0.0)
+    keep = kept_units(mass, include_background, classes)
+    return reduce_units(loss, keep, reduction, class_weights)
+
+
+def nnunet_skeleton_recall(probs_, skeleton, loss_mask=None, batch_dice=False, smooth=1e-5):
+    """nnU-Net's ``SoftSkeletonRecallLoss`` (``do_bg=False``) on probabilities
+    ``[B, *S, C]``: per (image, class ≥ 1), or per class with ``batch_dice``,
+    ``rec = (Σ x·y·mask + smooth)/max(Σ y·mask + smooth, 1e-8)`` with ``y`` the one-hot
+    skeleton, then ``−mean(rec)``."""
+    x = np.asarray(probs_, np.float64)[..., 1:]
+    y = one_hot(np.asarray(skeleton), x.shape[-1] + 1)[..., 1:]
+    mask = np.ones(x.shape[:-1]) if loss_mask is None else np.asarray(loss_mask, np.float64)
+    axes = tuple(range(1, x.ndim - 1))
+    inter = (x * y * mask[..., None]).sum(axes)
+    total = (y * mask[..., None]).sum(axes)
+    if batch_dice:
+        inter, total = inter.sum(0), total.sum(0)
+    rec = (inter + smooth) / np.maximum(total + smooth, 1e-8)
+    return -rec.mean()
+
+
+def boundary_band(mask, k):
+    """Cheng et al.'s boundary of a bool mask: its elements with an element outside the
+    mask (the frame beyond the image included) in the ``(2k+1)^d`` window around them."""
+    mask = np.asarray(mask, bool)
+    padded = np.pad(mask, k, constant_values=False)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * k + 1,) * mask.ndim)
+    whole = windows.all(axis=tuple(range(mask.ndim, 2 * mask.ndim)))
+    return mask & ~whole
+
+
+def band_width(shape, dilation_ratio=0.02, dilation=None):
+    """``dilation``, or ``max(1, round(r·√(Σ n_i²)))`` with round half to even."""
+    if dilation is not None:
+        return dilation
+    return max(1, round(dilation_ratio * float(np.sqrt(np.sum(np.square(shape))))))
+
+
+def boundary_iou(pred_mask, mask, dilation_ratio=0.02, dilation=None):
+    """``|B(p) ∩ B(g)| / |B(p) ∪ B(g)|`` (:func:`boundary_band`); NaN when both are empty."""
+    k = band_width(np.shape(mask), dilation_ratio, dilation)
+    bp, bg = boundary_band(pred_mask, k), boundary_band(mask, k)
+    union = (bp | bg).sum()
+    return np.nan if union == 0 else (bp & bg).sum() / union
