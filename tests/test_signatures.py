@@ -87,6 +87,8 @@ DEFAULT_EXCEPTIONS = {
     # Boundary and Hausdorff losses score the foreground classes (Kervadec et al.).
     ("include_background", "boundary_loss"): False,
     ("include_background", "hausdorff_dt_loss"): False,
+    # The background has no skeleton target (Kirchhoff et al.; nnU-Net raises with it).
+    ("include_background", "skeleton_recall_loss"): False,
     # Berman et al. average the Lovász-Softmax over the classes present.
     ("classes", "lovasz_softmax_loss"): "present",
     # Smoothing of the reference implementations: clDice adds 1 to both sides,

@@ -60,7 +60,7 @@ Offset: TypeAlias = tuple[int, ...]
 # 8-neighbourhood code NW + 2N + 4NE + 8E + 16SE + 32S + 64SW + 128W (N: the row
 # above). Class 1 is removed in the first sub-iteration, 2 in the second, 3 in both.
 # The 256 entries of scikit-image's table, `lut` in `_fast_skeletonize`
-# (skimage/morphology/_skeletonize_cy.pyx; `_skeletonize_various_cy.pyx` from 0.24),
+# (skimage/morphology/_skeletonize_cy.pyx, later `_skeletonize_various_cy.pyx`),
 # the same from 0.19.3 to 0.26; it differs from the paper's inequalities in 25
 # entries. One digit per entry, 64 per line.
 _ZHANG_TABLE = np.array([int(d) for d in (
