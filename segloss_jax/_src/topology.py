@@ -424,12 +424,12 @@ def skeleton_recall_loss(
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> labels = jnp.zeros((1, 7, 7), jnp.int32).at[0, 3, :].set(1)  # a thin line
-      >>> logits = jnp.where(labels == 1, 3.0, -3.0)[..., None]  # [B=1, 7, 7, C=1]
-      >>> print(f"{sl.skeleton_recall_loss(logits, labels, activation='sigmoid'):.4f}")
-      0.0474
-      >>> broken = logits.at[0, 3, 3, 0].set(-3.0)  # a gap in the line costs more
-      >>> print(f"{sl.skeleton_recall_loss(broken, labels, activation='sigmoid'):.4f}")
-      0.1767
+      >>> logits = 3.0 * (2.0 * labels - 1.0)[..., None]  # ±3, [B=1, 7, 7, C=1]
+      >>> def loss(x):
+      ...     return sl.skeleton_recall_loss(x, labels, activation="sigmoid")
+      >>> gap = logits.at[0, 3, 3, 0].set(-3.0)  # a gap in the line costs more
+      >>> print(f"{loss(logits):.4f} {loss(gap):.4f}")
+      0.0474 0.1767
 
     References:
       Kirchhoff et al., "Skeleton Recall Loss for connectivity conserving and
