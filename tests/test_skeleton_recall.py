@@ -113,7 +113,7 @@ def test_gradients_against_finite_differences():
         for order, kwargs in ((2, {}), (1, {"per_image": True, "where": valid})):
             loss = jax.jit(lambda x, kw=kwargs: sl.skeleton_recall_loss(
                 x, labels, skeleton=skeleton, **kw))
-            check_grads(loss, (jnp.asarray(logits),), order=order, modes=("fwd", "rev"),
+            check_grads(loss, (jnp.asarray(logits),), order=order, modes=("rev",),
                         eps=1e-4)
         # The in-graph skeleton has no gradient: the same gradient as precomputed.
         grads = [jax.jit(jax.grad(lambda x, s=s: sl.skeleton_recall_loss(

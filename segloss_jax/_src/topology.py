@@ -35,13 +35,15 @@ from jax import lax
 
 from segloss_jax._src import checks, reduce
 from segloss_jax._src.engine import (
+    Params,
     RegionOptions,
+    Sums,
     ratio,
     reduce_region,
     region_loss,
     region_params,
 )
-from segloss_jax._src.inputs import Inputs, one_hot_target
+from segloss_jax._src.inputs import Inputs
 from segloss_jax._src.region.overlap import dice_sums, dice_units
 from segloss_jax._src.registry import register
 from segloss_jax._src.skeletonize import tubed_skeleton
@@ -458,9 +460,13 @@ def skeleton_recall_loss(
         if skeleton.shape != inp.labels.shape:
             raise ValueError(f"`skeleton` must have the shape of `labels`, {inp.labels.shape}; "
                              f"got {skeleton.shape}.")
-    target = one_hot_target(skeleton, inp.num_classes, inp.dtype)
-    hits, mass = unit_sums(inp.probs * target, target, valid=inp.valid,
-                           per_image=options.per_image, axis_name=options.axis_name)
-    params = region_params(inp, options)
-    loss = jnp.where(mass > 0, 1 - ratio(hits, mass, params), 0)  # (Σ p·t + s_n)/(Σ t + s_d)
-    return reduce_region(loss, mass, options, params)
+    # The region engine (one fused backward pass), with the skeleton as the labels:
+    # tp = Σ p·[s = c] and sum_g = Σ [s = c] over the valid elements of each unit.
+    on_skeleton = Inputs(inp.x, inp.target, inp.valid, skeleton, inp.activation,
+                         fields={"probs": inp.probs})
+    return region_loss(on_skeleton, options, sums=("tp", "sum_g"), unit_loss=_recall_units)
+
+
+def _recall_units(s: Sums, params: Params) -> jax.Array:
+    """``1 − (Σ p·t + s_n)/(Σ t + s_d)`` per unit; 0 for a unit without skeleton."""
+    return jnp.where(s.sum_g > 0, 1 - ratio(s.tp, s.sum_g, params), 0)
