@@ -97,6 +97,8 @@ DEFAULT_EXCEPTIONS = {
     ("smooth", "dice_cldice_loss"): (1.0, 1.0),
     ("smooth", "mcc_loss"): (0.0, 1e-5),
     ("smooth", "generalized_wasserstein_dice_loss"): (1e-5, 1e-5),
+    # NACL's erf kernel: MONAI's NACLLoss default.
+    ("sigma", "nacl_loss"): 1.0,
 }
 # Annotations not yet written (or not yet with the shared types of
 # segloss_jax/_src/types.py, by family); the checks skip them until they are.

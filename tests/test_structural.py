@@ -364,3 +364,98 @@ def test_bad_beta(beta):
     with pytest.raises(ValueError, match=r"`beta` must lie in \[0.0, 1.0\) \(at 1 no error "
                                          r"exceeds .*no position would be selected"):
         sl.structural_similarity_loss(jnp.asarray(x), jnp.asarray(labels), beta=beta)
+
+
+# --------------------------------------------------------------------------- NACL
+
+
+# (shape, kernel, kernel_size, sigma, distance): 1D, 2D and 3D, both kernels and distances.
+NACL_CASES = [
+    ((2, 9), "mean", 5, 1.0, "l1"),
+    ((2, 7, 6), "mean", 3, 1.0, "l1"),
+    ((2, 7, 6), "gaussian", 3, 0.8, "l2"),
+    ((1, 5, 6, 4), "mean", 3, 1.0, "l2"),
+    ((1, 5, 6, 4), "gaussian", 3, 0.5, "l1"),
+]
+
+
+@pytest.mark.parametrize("shape,kernel,kernel_size,sigma,distance", NACL_CASES)
+def test_nacl_matches_reference(shape, kernel, kernel_size, sigma, distance):
+    x, labels, _, _ = case(21, shape, 3)
+    rng = np.random.default_rng(22)
+    valid = rng.random(shape) > 0.25
+    kw = {"kernel": kernel, "kernel_size": kernel_size, "sigma": sigma, "distance": distance}
+    w = np.array([0.5, 1.0, 2.0])
+    expected = ref.nacl_loss(x, labels, np.ones(shape, bool), alpha=0.3, **kw)
+    np.testing.assert_allclose(f64(sl.nacl_loss, x, labels, alpha=0.3, **kw), expected,
+                               rtol=1e-10)
+    expected = ref.nacl_loss(x, labels, valid, class_weights=w, **kw)
+    got = f64(sl.nacl_loss, x, np.where(valid, labels, 255), ignore_index=255,
+              class_weights=w, **kw)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    np.testing.assert_allclose(f64(sl.nacl_loss, x, labels, where=valid, class_weights=w, **kw),
+                               expected, rtol=1e-10)
+
+
+def test_nacl_soft_labels_and_reductions():
+    x, labels, _, _ = case(23, (2, 6, 5), 3)
+    soft = np.random.default_rng(24).dirichlet(np.ones(3), size=(2, 6, 5))
+    valid = np.ones((2, 6, 5), bool)
+    np.testing.assert_allclose(f64(sl.nacl_loss, x, soft), ref.nacl_loss(x, soft, valid),
+                               rtol=1e-10)
+    per_pixel = f64(sl.nacl_loss, x, labels, reduction="none")
+    assert per_pixel.shape == (2, 6, 5)
+    np.testing.assert_allclose(per_pixel.mean(), ref.nacl_loss(x, labels, valid), rtol=1e-10)
+    np.testing.assert_allclose(f64(sl.nacl_loss, x, labels, reduction="sum"), per_pixel.sum(),
+                               rtol=1e-10)
+
+
+def test_nacl_gradients():
+    x, labels, _, _ = case(25, (1, 5, 4), 3)
+    with jax.enable_x64(True):
+        for distance in ("l1", "l2"):
+            check_grads(lambda z, d=distance: sl.nacl_loss(z, jnp.asarray(labels), distance=d,
+                                                           alpha=0.5),
+                        (jnp.asarray(x),), order=2, modes=["rev"])
+
+
+def test_nacl_l1_gradient_is_zero_at_a_tie():
+    """Where a logit equals the local class share, the penalty's derivative is 0:
+    the gradient is the cross-entropy's alone."""
+    labels = jnp.zeros((1, 5, 5), jnp.int32)  # u = 1 for class 0 inside, 0 for class 1
+    x = jnp.zeros((1, 5, 5, 2)).at[..., 0].set(1.0)
+    grad, ce_grad = jax.jit(lambda z: (jax.grad(lambda z: sl.nacl_loss(z, labels, alpha=1.0))(z),
+                                       jax.grad(lambda z: sl.cross_entropy(z, labels))(z)))(x)
+    np.testing.assert_allclose(grad[0, 2, 2], ce_grad[0, 2, 2], atol=1e-7)
+
+
+def test_nacl_equals_monai():
+    torch = pytest.importorskip("torch", reason="torch is not installed (the `peers` extra)")
+    monai_losses = pytest.importorskip("monai.losses", reason="MONAI is not installed")
+    if not hasattr(monai_losses, "NACLLoss"):
+        pytest.skip("this MONAI has no NACLLoss (added in MONAI 1.4)")
+    for shape, kernel, kernel_size, sigma, distance in NACL_CASES[1:]:
+        x, labels, _, _ = case(26, shape, 4)
+        peer = monai_losses.NACLLoss(classes=4, dim=len(shape) - 1, kernel_size=kernel_size,
+                                     kernel_ops=kernel, distance_type=distance, alpha=0.2,
+                                     sigma=sigma)
+        expected = peer(torch.as_tensor(np.moveaxis(x, -1, 1), dtype=torch.float32),
+                        torch.as_tensor(labels, dtype=torch.int64))
+        got = sl.nacl_loss(jnp.asarray(x, jnp.float32), jnp.asarray(labels), alpha=0.2,
+                           kernel=kernel, kernel_size=kernel_size, sigma=sigma,
+                           distance=distance)
+        np.testing.assert_allclose(got, expected.item(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"kernel_size": 4}, ValueError, r"`kernel_size` must be an odd int >= 1, got 4"),
+    ({"kernel": "box"}, ValueError, r"`kernel` must be one of \('mean', 'gaussian'\), got 'box'"),
+    ({"distance": "l3"}, ValueError, r"`distance` must be one of \('l1', 'l2'\)"),
+    ({"kernel": "gaussian", "sigma": 0.0}, ValueError, r"`sigma` must be positive"),
+    ({"alpha": -1.0}, ValueError, r"`alpha` must be non-negative"),
+    ({"activation": "sigmoid"}, ValueError, r"`activation` must be one of \('softmax',\)"),
+])
+def test_nacl_bad_arguments(kwargs, exc, match):
+    x, labels, _, _ = case(27)
+    with pytest.raises(exc, match=match):
+        sl.nacl_loss(jnp.asarray(x), jnp.asarray(labels), **kwargs)

@@ -32,9 +32,9 @@ FAMILIES: tuple[Family, ...] = (
             "dice_semimetric_loss", "jaccard_metric_loss", "mcc_loss",
             "generalized_wasserstein_dice_loss")),
     Family("structural", "Structural losses",
-           "Losses on local structure: SSIM and the correlation-maximized structural similarity "
-           "loss.",
-           ("structural_similarity_loss", "ssim_loss")),
+           "Losses on local structure: SSIM, the correlation-maximized structural similarity "
+           "loss and neighbour-aware calibration.",
+           ("structural_similarity_loss", "ssim_loss", "nacl_loss")),
     Family("lovasz", "Lovász losses", "Convex surrogates of the Jaccard index (Berman et al.).",
            ("lovasz_hinge_loss", "lovasz_softmax_loss")),
     Family("distance", "Distance transforms",

@@ -1,17 +1,20 @@
 r"""Structural losses: local statistics of the prediction against those of the target.
 
-Both losses compare, class channel by class channel, the probability map
-``p_c`` with the target map ``g_c`` through *local moments*: means, variances
-and covariances over a sliding window around every pixel: a sampled Gaussian
-window, normalised to sum 1, applied separably with reflect padding (the edge
-sample is not repeated, as PyTorch's ``"reflect"`` and scipy's ``"mirror"``),
-so every map has the size of the input; the filter is
+The SSIM and structural similarity losses compare, class channel by class
+channel, the probability map ``p_c`` with the target map ``g_c`` through *local
+moments*: means, variances and covariances over a sliding window around every
+pixel: a sampled Gaussian window, normalised to sum 1, applied separably with
+reflect padding (the edge sample is not repeated, as PyTorch's ``"reflect"`` and
+scipy's ``"mirror"``), so every map has the size of the input; the filter is
 :func:`~segloss_jax._src.windows.linear_filter`, whose backward pass is its
 adjoint. 1 to 3 spatial axes.
 
 Excluded pixels (``where=False`` or ``ignore_index``) are set to 0 in both
 ``p`` and ``g`` before the windows, so neither their logits nor their labels
 change the loss of any pixel; they then count in no mean.
+
+:func:`nacl_loss` compares the logits with the local class proportions of the
+target (the one-hot target smoothed by a box or Gaussian window, zero padding).
 """
 
 from __future__ import annotations
@@ -25,28 +28,45 @@ from jax import lax
 
 from segloss_jax._src import checks
 from segloss_jax._src.inputs import Inputs, prepare
-from segloss_jax._src.pixelwise import binary_ce
+from segloss_jax._src.pixelwise import binary_ce, categorical_ce
 from segloss_jax._src.reduce import reduce_pixels, safe_div
 from segloss_jax._src.registry import register
 from segloss_jax._src.stats import max_across, sum_across
-from segloss_jax._src.types import AnyActivation, ArrayLike, AxisName, Reduction
-from segloss_jax._src.windows import gaussian_taps, linear_filter
+from segloss_jax._src.types import (
+    AnyActivation,
+    ArrayLike,
+    AxisName,
+    Reduction,
+    SoftmaxOnly,
+    activations_of,
+)
+from segloss_jax._src.windows import box_taps, erf_taps, gaussian_taps, linear_filter
 
-__all__ = ["ssim_loss", "structural_similarity_loss"]
+__all__ = ["ssim_loss", "structural_similarity_loss", "nacl_loss"]
 
 
 def _check_window(inp: Inputs, window_size, sigma) -> np.ndarray:
     """The window taps; ``window_size`` odd and ≥ 1, smaller than twice each spatial
     size (reflect padding needs every size to exceed ``window_size // 2``), ``sigma > 0``."""
-    if (not isinstance(window_size, (int, np.integer)) or isinstance(window_size, bool)
-            or window_size < 1 or window_size % 2 == 0):
-        raise ValueError(f"`window_size` must be an odd int >= 1, got {window_size!r}.")
+    _check_odd("window_size", window_size)
     spatial = inp.x.shape[1:-1]
     if min(spatial) <= window_size // 2:
         raise ValueError(
             f"`window_size` = {window_size} needs every spatial size to exceed "
             f"window_size // 2 = {window_size // 2} (reflect padding), got spatial shape "
             f"{spatial}.")
+    return gaussian_taps(int(window_size), _check_sigma(sigma))
+
+
+def _check_odd(name: str, size) -> None:
+    """A window size: an odd int ≥ 1 (centred on its pixel)."""
+    if (not isinstance(size, (int, np.integer)) or isinstance(size, bool)
+            or size < 1 or size % 2 == 0):
+        raise ValueError(f"`{name}` must be an odd int >= 1, got {size!r}.")
+
+
+def _check_sigma(sigma) -> float:
+    """A window's standard deviation: a positive, finite Python number."""
     try:
         sigma = float(sigma)
     except (TypeError, jax.errors.ConcretizationTypeError):
@@ -54,7 +74,7 @@ def _check_window(inp: Inputs, window_size, sigma) -> np.ndarray:
                         f"time), got {sigma!r}.") from None
     if not math.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"`sigma` must be positive and finite, got {sigma!r}.")
-    return gaussian_taps(int(window_size), sigma)
+    return sigma
 
 
 def _masked_maps(inp: Inputs) -> tuple[jax.Array, jax.Array]:
@@ -340,3 +360,115 @@ def _safe_sqrt(x: jax.Array) -> jax.Array:
     """``sqrt(max(x, 0))`` with a zero (not infinite) derivative at 0."""
     positive = x > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+
+
+def _nacl_taps(kernel, kernel_size, sigma) -> np.ndarray:
+    """The 1-D taps of NACL's separable window: the normalised box of ``kernel_size``
+    taps (``"mean"``) or the unnormalised erf kernel of ``sigma`` (``"gaussian"``)."""
+    checks.check_choice("kernel", kernel, ("mean", "gaussian"))
+    if kernel == "mean":
+        _check_odd("kernel_size", kernel_size)
+        return box_taps(int(kernel_size))
+    return erf_taps(_check_sigma(sigma))
+
+
+@register()
+def nacl_loss(
+    logits: ArrayLike, labels: ArrayLike, *, alpha: float = 0.1, kernel: str = "mean",
+    kernel_size: int = 3, sigma: float = 1.0, distance: str = "l1",
+    activation: SoftmaxOnly = "softmax", class_weights: ArrayLike | None = None,
+    where: ArrayLike | None = None, ignore_index: int | None = None,
+    axis_name: AxisName = None, reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Neighbour-aware calibration loss (NACL): cross-entropy plus a penalty pulling each
+    logit towards the class proportions around its pixel.
+
+    .. math::
+
+       \ell_i = -\sum_c w_c\, g_{i,c} \log p_{i,c}
+                + \frac{\alpha}{C} \sum_c w_c\, d\big(u_{i,c} - x_{i,c}\big),
+       \qquad u_c = K * g_c
+
+    per valid pixel :math:`i`, with :math:`x` the raw logits, :math:`p =
+    \mathrm{softmax}(x)`, :math:`g` the one-hot (or dense) target and
+    :math:`d(t) = |t|` (``"l1"``; its gradient is 0 at a tie) or :math:`t^2`
+    (``"l2"``). :math:`u_c` is the target's share of class :math:`c` around the
+    pixel: :math:`g_c` filtered by :math:`K` with zero padding, so :math:`u` has the
+    size of the image. :math:`K` is the normalised box of ``kernel_size`` taps per
+    axis (``"mean"``: weights :math:`1/k^d`) or the separable, unnormalised erf
+    kernel (``"gaussian"``; ``kernel_size`` unused)
+
+    .. math::
+
+       K_j = \tfrac12\left[\operatorname{erf}\frac{j + 1/2}{\sigma\sqrt2}
+             - \operatorname{erf}\frac{j - 1/2}{\sigma\sqrt2}\right],
+       \qquad |j| \le \lfloor \max(4\sigma, 1/2) + 1/2 \rfloor
+
+    per axis (MONAI's ``GaussianFilter(approx="erf")``). The penalty is a linear
+    (``"l1"``) constraint on the logits, not on the probabilities: the logits of a
+    pixel inside a class region are pulled to 1 for that class and 0 for the
+    others, near a boundary to the mixture of the neighbourhood, which keeps the
+    softmax from saturating there (the calibration of the paper).
+
+    Excluded pixels (``where``, ``ignore_index``) are 0 in the target before the
+    window (they are no class's neighbours) and count in no mean; their logits do
+    not matter. ``class_weights`` scale each class's terms, cross-entropy and
+    penalty alike. The filter carries no gradient to the logits: the target side
+    is a constant. Large logits make the ``"l2"`` penalty overflow float32 from
+    about :math:`|x| \approx 10^{19}` (as the peer's).
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits, ``C >= 2``, 1 to 3 spatial axes.
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      alpha: :math:`\alpha \ge 0`, the weight of the penalty.
+      kernel: ``"mean"`` (box) or ``"gaussian"`` (erf kernel).
+      kernel_size: odd number of box taps per axis (``"mean"`` only); even is a
+        ``ValueError``.
+      sigma: standard deviation of the erf kernel in pixels (``"gaussian"`` only).
+      distance: ``"l1"`` or ``"l2"``.
+      activation: ``"softmax"`` only (the penalty reads the logits).
+      class_weights: optional ``[C]`` weights scaling each class's terms.
+      where: optional bool ``[B, *spatial]`` mask of pixels that count.
+      ignore_index: integer label value treated as ``where=False``.
+      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
+        are taken: the mean of the global batch (:doc:`/conventions`).
+      reduction: ``"mean"`` over valid pixels, ``"sum"`` or ``"none"``.
+
+    Returns:
+      A scalar, or ``[B, *spatial]`` for ``reduction="none"`` (0 at excluded pixels).
+
+    Peer: MONAI's ``NACLLoss(classes=C, dim=d, kernel_size=k, kernel_ops=kernel,
+    distance_type=distance, alpha=α, sigma=σ)`` on channels-first logits equals
+    this with integer labels and no excluded pixel (its cross-entropy and penalty
+    are both means over every pixel, the penalty also over the classes); it has no
+    ``ignore_index``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5], [-1.0, 1.0]]])
+      >>> labels = jnp.array([[0, 1, 0, 1]])
+      >>> print(f"{sl.nacl_loss(logits, labels):.4f}")
+      0.3374
+
+    References:
+      Murugesan, Adiga Vasudeva, Liu, Lombaert, Ben Ayed & Dolz, "Trust your
+      neighbours: penalty-based constraints for model calibration", MICCAI 2023;
+      Murugesan et al., "Neighbor-aware calibration of segmentation networks with
+      penalty-based constraints", arXiv 2401.14487.
+    """
+    inp = prepare(logits, labels, activation=activation, where=where,
+                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxOnly))
+    checks.check_reduction(reduction)
+    checks.check_choice("distance", distance, ("l1", "l2"))
+    checks.check_nonnegative("alpha", alpha)
+    taps = _nacl_taps(kernel, kernel_size, sigma)
+    g = jnp.where(inp.valid[..., None], inp.target, 0)
+    u = linear_filter(g, taps, tuple(range(1, g.ndim - 1)), padding="zero")
+    t = u - inp.x
+    dist = t * jnp.sign(t) if distance == "l1" else t * t  # |t|: derivative 0 at a tie
+    weights = inp.per_class(class_weights)
+    ce = categorical_ce(inp, weights * inp.target,
+                        unit_mass=class_weights is None and inp.labels is not None)
+    penalty = jnp.mean(weights * dist, axis=-1)
+    return reduce_pixels(ce + alpha * penalty, inp.valid, reduction, axis_name)
