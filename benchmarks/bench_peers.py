@@ -131,6 +131,8 @@ PAIRS: dict[str, Pair] = {
     # kornia's ssim_loss is half of ours (1 - SSIM over 2): the same work.
     "ssim": Pair(SOFTMAX, sl.ssim_loss, "kornia ssim_loss (x2)", _kornia_ssim),
     "structural_similarity": Pair(SOFTMAX, sl.structural_similarity_loss, None, None),
+    "nacl": Pair(SOFTMAX, sl.nacl_loss, "MONAI NACLLoss",
+                 _monai("NACLLoss", channel=False, classes=SOFTMAX[-1], dim=2)),
 }
 
 

@@ -3,7 +3,8 @@
 Run ``python -m benchmarks.bench_structural`` (``--reps N``, ``--only nacl|rmi|drift``).
 Medians of interleaved runs (``benchmarks.timing``), value and gradient with respect to
 the logits, each candidate compiled (JAX) or warmed up (PyTorch, CPU, the same threads)
-first; the values are checked equal before timing. Rows:
+first (``OMP_WAIT_POLICY=PASSIVE``, as ``bench_peers``, so torch's thread pool does not
+spin against XLA's); the values are checked equal before timing. Rows:
 
 * ``nacl_loss`` against MONAI's ``NACLLoss`` (mean kernel 3, l1), softmax
   ``[8, 256, 256, 4]`` (MONAI on ``[8, 4, 256, 256]``).
@@ -16,14 +17,18 @@ first; the values are checked equal before timing. Rows:
 
 from __future__ import annotations
 
-import argparse
+import os
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
 
-import segloss_jax as sl
-from benchmarks.timing import median_times
+import argparse  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import segloss_jax as sl  # noqa: E402
+from benchmarks.timing import median_times  # noqa: E402
 
 
 def report(title: str, times: dict[str, tuple[float, float]], ours: str, theirs: str) -> None:
