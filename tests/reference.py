@@ -1147,3 +1147,62 @@ def nacl_loss(x, labels, valid, *, alpha=0.1, kernel="mean", kernel_size=3, sigm
     t = u - x
     penalty = (class_weights * (np.abs(t) if distance == "l1" else t * t)).mean(-1)
     return pixel_mean(ce + alpha * penalty, valid)
+
+
+# --------------------------------------------------------------------------------------
+# Boundary DoU (Sun et al., MICCAI 2023).
+# --------------------------------------------------------------------------------------
+
+
+def class_boundary(mask):
+    """Elements of a bool mask ``[*spatial]`` with a face neighbour outside it (the frame
+    beyond the image included): the cross-shaped neighbour count is below ``2d + 1``."""
+    cross = ndi.generate_binary_structure(mask.ndim, 1).astype(np.int64)
+    count = ndi.convolve(mask.astype(np.int64), cross, mode="constant", cval=0)
+    return mask & (count < cross.sum())
+
+
+def boundary_dou_loss(logits, labels, *, activation="softmax", smooth=1e-5, alpha_max=0.8,
+                      per_image=False, include_background=True, classes="all",
+                      class_weights=None, where=None, ignore_index=None, reduction="mean"):
+    """Per unit ``(Z + Y − 2I + s)/(Z + Y − (1 + α)I + s)``, ``α = min(1 − 2(C + s)/(S + s),
+    α_max)``, ``C`` the class's elements (``g > 0.5``, valid) with a face neighbour not of it;
+    1 for a unit with ``S = Σg = 0``. ``C == 1``: channels ``[1 − p, p]``."""
+    logits = np.asarray(logits, np.float64)
+    valid = valid_mask(labels, logits.shape[:-1], where, ignore_index)
+    p = probs(logits, activation)
+    g = one_hot(labels, logits.shape[-1])
+    if p.shape[-1] == 1:
+        p, g = np.concatenate([1 - p, p], -1), np.concatenate([1 - g, g], -1)
+        class_weights = None if class_weights is None else np.tile(class_weights, 2)
+    masks = (g > 0.5) & valid[..., None]
+    edge = np.zeros(masks.shape)
+    for b in range(masks.shape[0]):
+        for c in range(masks.shape[-1]):
+            edge[b, ..., c] = class_boundary(masks[b, ..., c])
+    s_num, s_den = (smooth, smooth) if np.ndim(smooth) == 0 else tuple(smooth)
+    inter, y, z = (unit_sum(v, valid, per_image) for v in (p * g, g * g, p * p))
+    mass, count = unit_sum(g, valid, per_image), unit_sum(edge, valid, per_image)
+    alpha = np.minimum(1 - 2 * (count + s_num) / (mass + s_den), alpha_max)
+    loss = (z + y - 2 * inter + s_num) / (z + y - (1 + alpha) * inter + s_den)
+    loss = np.where(mass > 0, loss, 1.0)
+    return reduce_units(loss, kept_units(mass, include_background, classes), reduction,
+                        class_weights)
+
+
+def sun_boundary_dou(probs_cf, labels, n_classes):
+    """The authors' ``BoundaryDoULoss.forward`` (github.com/sunfan-bvb/BoundaryDoULoss)
+    transcribed: probabilities ``[B, C, H, W]``, labels ``[B, H, W]``; per class over the
+    batch, ``conv2d`` with the cross (zero padding), ``Y == 5`` is interior, ``count_nonzero``."""
+    kernel = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.float64)
+    total = 0.0
+    for i in range(n_classes):
+        score, target = probs_cf[:, i], (labels == i).astype(np.float64)
+        conv = np.stack([ndi.correlate(t, kernel, mode="constant") for t in target]) * target
+        conv[conv == 5] = 0
+        c, s, smooth = np.count_nonzero(conv), np.count_nonzero(target), 1e-5
+        alpha = min(2 * (1 - (c + smooth) / (s + smooth)) - 1, 0.8)
+        inter, y_sum, z_sum = (score * target).sum(), (target * target).sum(), (score**2).sum()
+        total += (z_sum + y_sum - 2 * inter + smooth) / (z_sum + y_sum - (1 + alpha) * inter
+                                                           + smooth)
+    return total / n_classes
