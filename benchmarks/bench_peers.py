@@ -86,6 +86,11 @@ def _kornia_ssim():
                                                 max_val=1.0, eps=0.0)
 
 
+def _rmi_port():
+    from benchmarks.rmi_torch import RMILoss
+    return RMILoss(num_classes=19)
+
+
 def _torch_ce():
     import torch
     return torch.nn.functional.cross_entropy
@@ -133,6 +138,8 @@ PAIRS: dict[str, Pair] = {
     "structural_similarity": Pair(SOFTMAX, sl.structural_similarity_loss, None, None),
     "nacl": Pair(SOFTMAX, sl.nacl_loss, "MONAI NACLLoss",
                  _monai("NACLLoss", channel=False, classes=SOFTMAX[-1], dim=2)),
+    "rmi": Pair((8, 256, 256, 19), sl.rmi_loss, "ZJULearning/RMI RMILoss (CPU port)",
+                _rmi_port),
 }
 
 

@@ -81,13 +81,66 @@ def bench_nacl(reps: int) -> None:
            f"(torch threads {torch.get_num_threads()})", times, "nacl_loss", "MONAI NACLLoss")
 
 
+def bench_rmi(reps: int) -> None:
+    import torch
+
+    from benchmarks.rmi_torch import RMILoss
+
+    rng = np.random.default_rng(1)
+    shape, c = (8, 256, 256), 19
+    y = smooth_labels(shape, c, rng)
+    y[:, :8] = 255  # an ignored band, as in a padded crop
+    x = rng.normal(size=(*shape, c)).astype(np.float32)
+    ours = jax.jit(jax.value_and_grad(lambda z, t: sl.rmi_loss(z, t, ignore_index=255)))
+    xj, yj = jnp.asarray(x), jnp.asarray(y, jnp.int32)
+    peer = RMILoss(num_classes=c)
+    xt = torch.tensor(np.moveaxis(x, -1, 1).copy(), requires_grad=True)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    theirs = torch_value_and_grad(lambda z: peer(z, yt), xt)
+    value, _ = ours(xj, yj)
+    np.testing.assert_allclose(value, theirs(), rtol=1e-5, atol=1e-5)
+    times = median_times({"rmi_loss": lambda: ours(xj, yj), "RMILoss (port)": theirs}, reps)
+    report(f"rmi_loss vs ZJULearning/RMI RMILoss (CPU port), fwd+bwd, sigmoid "
+           f"{list(shape) + [c]} (torch threads {torch.get_num_threads()})", times, "rmi_loss",
+           "RMILoss (port)")
+
+
+def rmi_drift_data(quality: float, seed: int, shape=(2, 240, 240), c=19):
+    """Smooth labels and logits ``quality·(2g − 1)`` plus smooth and white noise: an
+    uninformative prediction at ``quality = 0``, a nearly perfect one at 6."""
+    import scipy.ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    labels = smooth_labels(shape, c, rng)
+    g = np.eye(c)[labels]
+    noise = 2 * ndi.gaussian_filter(rng.normal(size=(*shape, c)), (0, 2, 2, 0))
+    x = quality * (2 * g - 1) + noise + 0.5 * rng.normal(size=(*shape, c))
+    return x.astype(np.float32), labels
+
+
+def bench_drift(_reps: int) -> None:
+    """``rmi_loss`` in float32 against float64 (the same float32 logits, widened)."""
+    print("\nrmi_loss float32 vs float64, [2, 240, 240, 19], defaults")
+    fn = jax.value_and_grad(lambda z, t: sl.rmi_loss(z, t))
+    for quality in (0.0, 2.0, 6.0):
+        x, y = rmi_drift_data(quality, seed=0)
+        v32, g32 = jax.jit(fn)(jnp.asarray(x), jnp.asarray(y))
+        with jax.enable_x64(True):
+            v64, g64 = jax.jit(fn)(jnp.asarray(x, jnp.float64), jnp.asarray(y))
+            v64, g64 = np.asarray(v64), np.asarray(g64)
+        dv = abs(float(v32) - float(v64))
+        dg = np.abs(np.asarray(g32, np.float64) - g64).max() / np.abs(g64).max()
+        print(f"quality {quality}: value {float(v64):.6f}, |dv| {dv:.2e} "
+              f"(relative {dv / abs(float(v64)):.2e}), gradient max|dg|/max|g| {dg:.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--only", choices=("nacl", "rmi", "drift"), default=None)
     args = parser.parse_args()
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}")
-    for name, fn in (("nacl", bench_nacl),):
+    for name, fn in (("nacl", bench_nacl), ("rmi", bench_rmi), ("drift", bench_drift)):
         if args.only in (None, name):
             fn(args.reps)
 

@@ -43,6 +43,9 @@ CONTEXT_FG_PIXEL = 7  # inside the object
 CONTEXT_BG_PIXEL = 2  # background, three pixels from the object
 SINGLE_PIXEL_GROUPS = ("pixelwise",)
 CONTEXT_NAMES = ("distance_weighted_cross_entropy",)  # pixel-wise, but needs a boundary
+# Losses of 2D images only: the context image's row repeated over 16 rows, the pixel in row 8.
+PLANE_NAMES = ("skeleton_recall", "rmi")
+PLANE_ROW = 8
 
 # Hyperparameter values to draw, per registry name: (legend label, keyword arguments).
 # A loss missing here is drawn once with its defaults; a keyword-only argument
@@ -98,17 +101,22 @@ def _inputs(probs, activation):
     return probs[..., None]
 
 
-def _curves(fn, activation, kwargs, context: bool):
-    """``(p, [(loss, grad) for the pixel as foreground, as background]])``."""
+def _curves(fn, activation, kwargs, context: bool, plane: bool = False):
+    """``(p, [(loss, grad) for the pixel as foreground, as background]])``; ``plane``: the
+    context image as a 16 × 16 plane of equal rows."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     grid = jnp.linspace(P_MIN, P_MAX, P_NUM, dtype=jnp.float32)
     if context:
-        target = jnp.asarray(CONTEXT_TARGET, jnp.int32)[None]
+        target = jnp.asarray(CONTEXT_TARGET, jnp.int32)
         base = jnp.asarray(CONTEXT_PROBS, jnp.float32)
-        cases = ((target, CONTEXT_FG_PIXEL), (target, CONTEXT_BG_PIXEL))
+        fg, bg = CONTEXT_FG_PIXEL, CONTEXT_BG_PIXEL
+        if plane:
+            target, base = (jnp.tile(a, (len(CONTEXT_TARGET), 1)) for a in (target, base))
+            fg, bg = (PLANE_ROW, fg), (PLANE_ROW, bg)
+        cases = ((target[None], fg), (target[None], bg))
     else:
         base = jnp.full((1,), 0.5, jnp.float32)
         cases = ((jnp.ones((1, 1), jnp.int32), 0), (jnp.zeros((1, 1), jnp.int32), 0))
@@ -209,13 +217,16 @@ def _loss_figures(out: pathlib.Path, sl, groups, log) -> dict[str, list[str]]:
                 try:
                     if problem:
                         raise TypeError(problem)
-                    curves.append((label, _curves(fn, activation, kwargs, context)))
+                    curves.append((label, _curves(fn, activation, kwargs, context,
+                                                  plane=name in PLANE_NAMES)))
                 except Exception as err:  # noqa: BLE001 - reported, then the build fails
                     log.warning(f"docs/plots.py: cannot plot {fname} ({label}): {err}")
             if not curves:
                 continue
             _plot_loss(out / f"{name}.png", fname, curves, context)
             setup = ("in the 16-pixel context image" if context else "on a one-pixel image")
+            if name in PLANE_NAMES:
+                setup = "in the 16-pixel context image repeated over 16 rows"
             lines += [
                 f"### `{fname}`", "",
                 _summary(fn), "",

@@ -25,6 +25,7 @@ from segloss_jax._src.region.boundary_dou import *  # noqa: F403
 from segloss_jax._src.region.overlap import *  # noqa: F403
 from segloss_jax._src.region.soft_label import *  # noqa: F403
 from segloss_jax._src.region.wasserstein import *  # noqa: F403
+from segloss_jax._src.rmi import *  # noqa: F403
 from segloss_jax._src.skeletonize import *  # noqa: F403
 from segloss_jax._src.structural import *  # noqa: F403
 from segloss_jax._src.topology import *  # noqa: F403

@@ -1206,3 +1206,90 @@ def sun_boundary_dou(probs_cf, labels, n_classes):
         total += (z_sum + y_sum - 2 * inter + smooth) / (z_sum + y_sum - (1 + alpha) * inter
                                                            + smooth)
     return total / n_classes
+
+
+# Region mutual information (Zhao et al. 2019; ZJULearning/RMI's RMILoss), 2D, sigmoid.
+# --------------------------------------------------------------------------------------
+
+
+def rmi_pool(x, pool, s, mode="bilinear"):
+    """``[B, H, W, C]`` pooled with window and stride ``s``, padding ``s // 2`` (``"max"``:
+    the padding never wins; ``"avg"``: zeros counted, divisor ``s²``; ``"avg_exclusive"``:
+    the mean of the covered elements), or resized to ``(H // s, W // s)`` (``"interp"``:
+    nearest ``⌊i·n/m⌋``, or bilinear with aligned corners)."""
+    if pool is None or s == 1:
+        return x
+    b, h, w, c = x.shape
+    if pool == "interp":
+        def coords(n, m):
+            if mode == "nearest":
+                return np.minimum(np.arange(m) * n // m, n - 1).astype(np.float64)
+            return np.arange(m) * (n - 1) / (m - 1) if m > 1 else np.zeros(m)
+
+        out = x
+        for axis, n in ((1, h), (2, w)):
+            src = coords(n, n // s)
+            low = np.floor(src).astype(int)
+            high = np.minimum(low + 1, n - 1)
+            t = (src - low).reshape([-1 if a == axis else 1 for a in range(4)])
+            out = np.take(out, low, axis) * (1 - t) + np.take(out, high, axis) * t
+        return out
+    p = s // 2
+    hh, ww = (h + 2 * p - s) // s + 1, (w + 2 * p - s) // s + 1
+    out = np.zeros((b, hh, ww, c))
+    for i in range(hh):
+        for j in range(ww):
+            i0, j0 = i * s - p, j * s - p
+            block = x[:, max(i0, 0):i0 + s, max(j0, 0):j0 + s]
+            if pool == "max":
+                out[:, i, j] = block.max(axis=(1, 2))
+            elif pool == "avg":
+                out[:, i, j] = block.sum(axis=(1, 2)) / s**2
+            else:
+                out[:, i, j] = block.mean(axis=(1, 2))
+    return out
+
+
+def rmi_unit(y_map, p_map, radius, alpha=5e-4):
+    """``Σ_i log(L_ii + 1e-8)``, ``L = chol(A + αI)``, ``A = S_Y − S_YP (S_P + αI)⁻¹ S_YPᵀ``
+    for one ``[h, w]`` pair of maps: the ``r²`` values of every ``r × r`` window inside
+    the map, centred over the windows."""
+    h, w = y_map.shape
+    views = [(i, j) for i in range(radius) for j in range(radius)]
+
+    def vectors(m):
+        v = np.stack([m[i:i + h - radius + 1, j:j + w - radius + 1].ravel() for i, j in views])
+        return v - v.mean(axis=1, keepdims=True)
+
+    y, p = vectors(y_map), vectors(p_map)
+    eye = np.eye(radius * radius)
+    s_yp = y @ p.T
+    a = y @ y.T - s_yp @ np.linalg.inv(p @ p.T + alpha * eye) @ s_yp.T
+    return np.log(np.diag(np.linalg.cholesky(a + alpha * eye)) + 1e-8).sum()
+
+
+def rmi_loss(x, labels, valid, *, radius=3, pool="max", pool_size=3, weight=0.5,
+             mix="convex", pixel_loss="bce", include_background=True):
+    """Zhao et al.'s RMI loss as ZJULearning/RMI's ``RMILoss`` computes it (float64)."""
+    x = np.asarray(x, np.float64)
+    c = x.shape[-1]
+    labels = np.asarray(labels)
+    valid = np.asarray(valid, bool) & (labels >= 0) & (labels < max(c, 2))
+    g = one_hot(labels, c) * valid[..., None]
+    prob = sigmoid(x)
+    n = valid.sum()
+    if pixel_loss == "ce":
+        ce = -(g * (x - log_sum_exp(x))).sum(-1)
+        pixel = ce[valid].sum() / max(n, 1)
+        q = np.maximum(prob * valid[..., None], 1e-6)
+    else:
+        bce_terms = np.logaddexp(0, x) - g * x
+        pixel = (bce_terms * valid[..., None]).sum() / (n + 1)
+        q = prob * valid[..., None] + 1e-6
+    g, q = rmi_pool(g, pool, pool_size, "nearest"), rmi_pool(q, pool, pool_size)
+    classes = range(0 if include_background or c == 1 else 1, c)
+    rmi = sum(np.mean([rmi_unit(g[b, ..., k], q[b, ..., k], radius) for b in range(len(x))])
+              for k in classes) / radius**2
+    if pixel_loss is None:
+        return rmi
+    return weight * pixel + (1 - weight) * rmi if mix == "convex" else pixel + weight * rmi

@@ -65,7 +65,9 @@ REQUIRED_VALUES = {"beta": 2.0}
 # Distances between C classes on a line, |i - j|: a valid [C, C] matrix (zero diagonal).
 REQUIRED_VALUES["distance_matrix"] = lambda c: np.abs(np.subtract.outer(np.arange(c), np.arange(c)))
 # Per-loss keywords the small contract inputs need (e.g. a window smaller than the image).
-CONTRACT_KWARGS: dict[str, dict] = {"ssim": {"window_size": 3}}
+CONTRACT_KWARGS: dict[str, dict] = {"ssim": {"window_size": 3},
+                                    # RMI's 3 × 3 windows need a map of 3 × 3: no pooling.
+                                    "rmi": {"pool": None}}
 
 
 def _call(name, act, logits, labels, **kwargs):

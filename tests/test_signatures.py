@@ -68,7 +68,10 @@ MIXES = {
 FORBIDDEN = {"weight", "w_dice", "w_ce", "eps", "hyper", "q", "class_weight", "smoothing",
              "smooth_nr", "smooth_dr"}
 ALLOWED = {"weights": {"deep_supervision", "combine"},
-           "epsilon": {"poly_cross_entropy", "poly_focal_loss"}}
+           "epsilon": {"poly_cross_entropy", "poly_focal_loss"},
+           # RMI's `loss_weight_lambda` with `lambda_way`: one weight whose term depends on
+           # `mix` (the pixel term's with "convex", the RMI term's with "add").
+           "weight": {"rmi_loss"}}
 
 # Keywords of several losses whose meaning (hence default or annotation) is each loss's own.
 OWN_MEANING = {"activation", "alpha", "beta", "gamma", "delta", "window_size", "weighting"}
@@ -130,7 +133,8 @@ def test_no_forbidden_or_misplaced_names():
         for p in sig.parameters.values():
             misplaced = p.name in ALLOWED and label not in ALLOWED[p.name]
             mixing = re.fullmatch(r"w_\w+|\w+_weight", p.name) and p.name != "pos_weight"
-            if p.name in FORBIDDEN or misplaced or mixing:
+            allowed = p.name in ALLOWED and label in ALLOWED[p.name]
+            if (p.name in FORBIDDEN and not allowed) or misplaced or mixing:
                 bad.append(f"{label}({p.name}=)")
     assert not bad, f"names with another spelling in the public API: {bad}"
 

@@ -33,8 +33,8 @@ FAMILIES: tuple[Family, ...] = (
             "generalized_wasserstein_dice_loss", "boundary_dou_loss")),
     Family("structural", "Structural losses",
            "Losses on local structure: SSIM, the correlation-maximized structural similarity "
-           "loss and neighbour-aware calibration.",
-           ("structural_similarity_loss", "ssim_loss", "nacl_loss")),
+           "loss, neighbour-aware calibration and region mutual information.",
+           ("structural_similarity_loss", "ssim_loss", "nacl_loss", "rmi_loss")),
     Family("lovasz", "Lovász losses", "Convex surrogates of the Jaccard index (Berman et al.).",
            ("lovasz_hinge_loss", "lovasz_softmax_loss")),
     Family("distance", "Distance transforms",
