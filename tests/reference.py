@@ -1293,3 +1293,47 @@ def rmi_loss(x, labels, valid, *, radius=3, pool="max", pool_size=3, weight=0.5,
     if pixel_loss is None:
         return rmi
     return weight * pixel + (1 - weight) * rmi if mix == "convex" else pixel + weight * rmi
+
+
+# Pixel weights and online hard example mining.
+# --------------------------------------------------------------------------------------
+
+
+def weighted_pixel_reduce(loss, valid, w, reduction="mean", normalize=False):
+    """A pixel-wise loss with per-pixel weights ``w`` (broadcast to ``valid``'s shape):
+    ``"none"``: ``w·ℓ`` (0 at invalid pixels); ``"sum"``: ``Σ_valid w·ℓ``; ``"mean"``:
+    that sum over the number of valid pixels (elements, for ``[B, *S, C]`` losses), or
+    with ``normalize`` over ``Σ_valid w`` counted per element; 0 when it is 0."""
+    w = np.broadcast_to(np.asarray(w, np.float64), valid.shape)
+    if loss.ndim > valid.ndim:  # per element: each pixel's weight on every channel
+        w, valid = w[..., None], valid[..., None]
+    terms = np.where(valid, w * loss, 0.0)
+    if reduction == "none":
+        return terms
+    total = terms.sum()
+    if reduction == "sum":
+        return total
+    den = np.broadcast_to(np.where(valid, w, 0.0), terms.shape).sum() if normalize else \
+        np.broadcast_to(valid, terms.shape).sum()
+    return total / den if den else 0.0
+
+
+def ohem_cross_entropy(logits, labels, valid, thresh=0.7, min_kept=100000, class_weights=None):
+    """HRNet's ``OhemCrossEntropy.forward`` (Wang et al., TPAMI 2020): sort the valid
+    pixels by the probability of their label, ``threshold = max(p[min(min_kept, n-1)],
+    thresh)`` (0-based, in the sorted order), keep ``p < threshold``, mean of the kept
+    class-weighted CE (``max(min_kept, 1)`` as the contract reads ``min_kept = 0``)."""
+    p = softmax(logits)
+    c = logits.shape[-1]
+    w = np.ones(c) if class_weights is None else np.asarray(class_weights, np.float64)
+    g = one_hot(np.where(valid, labels, 0), c)
+    losses = ce(p, g, w)[valid]
+    pred = (p * g).sum(-1)[valid]
+    if pred.size == 0:
+        return 0.0
+    order = np.argsort(pred, kind="stable")
+    pred, losses = pred[order], losses[order]
+    min_value = pred[min(max(min_kept, 1), pred.size - 1)]
+    threshold = max(min_value, thresh)
+    kept = losses[pred < threshold]
+    return kept.mean() if kept.size else 0.0

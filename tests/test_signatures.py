@@ -81,6 +81,7 @@ SHARED_DEFAULTS = {
     "class_weights": None, "include_background": True, "per_image": False, "classes": "all",
     "smooth": 1e-5, "label_smoothing": 0.0, "sampling": None, "target_distance": None,
     "squared": False, "iterations": 3, "sigma": 1.5, "epsilon": 1.0,
+    "pixel_weights": None, "normalize_weights": False,
 }
 DEFAULT_EXCEPTIONS = {
     # The distance-map losses and the Lovász hinge average per image (their papers).

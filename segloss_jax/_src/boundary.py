@@ -391,7 +391,8 @@ def shape_aware_loss(
     logits: ArrayLike, labels: ArrayLike, *, activation: LogitActivation = "softmax",
     class_weights: ArrayLike | None = None, where: ArrayLike | None = None,
     ignore_index: int | None = None, sampling: Sampling = None,
-    target_distance: ArrayLike | None = None, axis_name: AxisName = None,
+    target_distance: ArrayLike | None = None, pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False, axis_name: AxisName = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Shape-aware loss: cross-entropy weighted by the predicted-to-target contour distance.
@@ -428,6 +429,10 @@ def shape_aware_loss(
       activation: ``"softmax"`` (default, ``C >= 2``) or ``"sigmoid"``.
       class_weights, where, ignore_index, sampling, target_distance: as for
         :func:`hausdorff_dt_loss`; :math:`w_c` are the class weights.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term; no gradient (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels (elements).
       axis_name: mapped axis over which the mean's sum and count are taken
         (the global mean under ``shard_map``, :doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
@@ -458,9 +463,9 @@ def shape_aware_loss(
     """
     inp = prepare_inputs(logits, labels, activation=activation, where=where,
                          ignore_index=ignore_index, reduction=reduction,
-                         allowed=activations_of(LogitActivation))
+                         allowed=activations_of(LogitActivation), pixel_weights=pixel_weights)
     weights = inp.per_class(class_weights)
     field = target_field(inp, "shape_aware", target_distance, first=0, sampling=sampling)
     masks, valid = threshold_masks(inp, 0, "pred")
     shape_term = _contour_mean(masks, valid, field, spatial_ndim=inp.x.ndim - 2)
-    return weighted_ce(inp, shape_term, weights, reduction, axis_name)
+    return weighted_ce(inp, shape_term, weights, reduction, axis_name, normalize_weights)

@@ -127,7 +127,7 @@ def check_where(where: chex.Array | None, pixel_shape: tuple[int, ...]) -> None:
         raise TypeError(
             f"`where` must be a bool or integer mask (non-zero = kept), got dtype {dtype}: a "
             "weight map is not a mask. Threshold it, e.g. `where=mask > 0.5`, or use "
-            "`class_weights`/a loss with per-pixel weights.")
+            "pass the map as `pixel_weights` (the pixel-wise losses and compounds take it).")
     if not _is_int(dtype):
         raise TypeError(f"`where` must be a bool or integer mask, got dtype {dtype}.")
     chex.assert_rank(
@@ -140,6 +140,30 @@ def check_where(where: chex.Array | None, pixel_shape: tuple[int, ...]) -> None:
         raise ValueError(
             f"`where` has shape {shape}, which does not broadcast to the pixel shape "
             f"[B, *spatial] = {pixel_shape}.") from None
+
+
+def check_pixel_weights(pixel_weights: Any, pixel_shape: tuple[int, ...]) -> None:
+    """``pixel_weights``: real numbers broadcastable to ``[B, *spatial]``, non-negative
+    when held on the host (a traced or device array is checked under ``checkify``)."""
+    dtype, shape = _dtype(pixel_weights), _shape(pixel_weights)
+    if dtype == jnp.bool_ or not (_is_int(dtype) or _is_float(dtype)):
+        raise TypeError(
+            f"`pixel_weights` must be a float (or integer) weight map, got dtype {dtype}"
+            + ("; a bool map is a mask: pass it as `where`." if dtype == jnp.bool_ else "."))
+    try:
+        if len(shape) > len(pixel_shape):
+            raise AssertionError
+        chex.assert_is_broadcastable(shape, pixel_shape)
+    except AssertionError:
+        raise ValueError(
+            f"`pixel_weights` has shape {shape}, which does not broadcast to the pixel shape "
+            f"[B, *spatial] = {pixel_shape} (one weight per pixel, not per element).") from None
+    if isinstance(pixel_weights, (np.ndarray, np.generic, list, tuple, numbers.Real)):
+        values = np.asarray(pixel_weights, dtype=np.float64)
+        if np.any(values < 0) or np.any(np.isnan(values)):
+            raise ValueError(
+                "`pixel_weights` must be non-negative, got a smallest value "
+                f"{np.nanmin(values) if not np.all(np.isnan(values)) else np.nan}.")
 
 
 def check_ignore_index(ignore_index: Any, form: str) -> None:

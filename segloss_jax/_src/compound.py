@@ -7,7 +7,8 @@ they inherit the stability, masking and gradients of the standalone losses.
 Keywords are routed as the conventions page says: the shared ones
 (``activation``, ``ignore_index``, ``where``, ``class_weights``) go to every
 term; the region ones (``smooth``, ``per_image``, ``include_background``,
-``classes``, ``squared``) to the region term only; ``axis_name`` to both. Every compound
+``classes``, ``squared``) to the region term only; ``pixel_weights`` and
+``normalize_weights`` to the pixel-wise term only; ``axis_name`` to both. Every compound
 returns a scalar (each term reduced with ``"mean"``).
 
 The pixel-wise term follows the activation: ``"softmax"`` uses the categorical
@@ -91,7 +92,8 @@ def dice_ce_loss(
     squared: bool = False, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
     per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
     class_weights: ArrayLike | None = None, ignore_index: int | None = None,
-    where: ArrayLike | None = None, axis_name: AxisName = None,
+    where: ArrayLike | None = None, pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False, axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Dice plus cross-entropy: the nnU-Net / MONAI default for segmentation.
 
@@ -111,7 +113,9 @@ def dice_ce_loss(
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
     ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
-    both terms, the others to the region term.
+    both terms, the others to the region term; ``pixel_weights`` and
+    ``normalize_weights`` weigh the pixel-wise term only, as in
+    :func:`~segloss_jax.cross_entropy`.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -149,10 +153,10 @@ def dice_ce_loss(
                             axis_name=axis_name)
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, pixel_weights=pixel_weights)
     cross_entropy = PixelTerm(
         values=lambda i, params: _cross_entropy_term(i, params.get("class_weights")),
-        combine=_mix("lambda_dice", "lambda_ce"))
+        combine=_mix("lambda_dice", "lambda_ce"), normalize=normalize_weights)
     return _with_dice(inp, options, squared, cross_entropy,
                       _set(lambda_dice=lambda_dice, lambda_ce=lambda_ce))
 
@@ -164,7 +168,8 @@ def dice_focal_loss(
     activation: AnyActivation = "softmax", smooth: Smooth = 1e-5, per_image: bool = False,
     include_background: bool = True, classes: ClassMode = "all",
     class_weights: ArrayLike | None = None, ignore_index: int | None = None,
-    where: ArrayLike | None = None, axis_name: AxisName = None,
+    where: ArrayLike | None = None, pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False, axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Dice plus focal loss.
 
@@ -185,7 +190,9 @@ def dice_focal_loss(
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
     ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
-    both terms, the others to the region term.
+    both terms, the others to the region term; ``pixel_weights`` and
+    ``normalize_weights`` weigh the pixel-wise term only, as in
+    :func:`~segloss_jax.cross_entropy`.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -225,12 +232,12 @@ def dice_focal_loss(
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_focal", lambda_focal)
     checks.check_nonnegative("gamma", gamma)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, pixel_weights=pixel_weights)
     _check_focal_alpha(inp, alpha)
     focal = PixelTerm(
         values=lambda i, params: focal_terms(i, params["gamma"], params.get("alpha"),
                                              params.get("class_weights")),
-        combine=_mix("lambda_dice", "lambda_focal"))
+        combine=_mix("lambda_dice", "lambda_focal"), normalize=normalize_weights)
     return _with_dice(inp, options, squared, focal, _set(
         lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma, alpha=alpha))
 
@@ -253,7 +260,8 @@ def combo_loss(
     smooth: Smooth = 1e-5, per_image: bool = False,
     include_background: bool = True, classes: ClassMode = "all",
     class_weights: ArrayLike | None = None, ignore_index: int | None = None,
-    where: ArrayLike | None = None, axis_name: AxisName = None,
+    where: ArrayLike | None = None, pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False, axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Combo loss (Taghanaki et al.): a false-negative-weighted cross-entropy plus Dice.
 
@@ -288,7 +296,9 @@ def combo_loss(
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
     ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
-    both terms, the others to the region term.
+    both terms, the others to the region term; ``pixel_weights`` and
+    ``normalize_weights`` weigh the pixel-wise term only, as in
+    :func:`~segloss_jax.cross_entropy`.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -319,7 +329,7 @@ def combo_loss(
                             axis_name=axis_name)
     checks.check_nonnegative("lambda_ce", lambda_ce)
     checks.check_nonnegative("lambda_dice", lambda_dice)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, pixel_weights=pixel_weights)
     if beta is not None:
         checks.check_in_range("beta", beta, 0.0, 1.0)
 
@@ -331,8 +341,8 @@ def combo_loss(
         weights = i.per_class(params.get("class_weights"))
         return balanced_ce(i, params.get("beta"), options.axis_name) * weights
 
-    combo = PixelTerm(values=modified_bce,
-                      combine=_mix("lambda_dice", "lambda_ce"))
+    combo = PixelTerm(values=modified_bce, combine=_mix("lambda_dice", "lambda_ce"),
+                      normalize=normalize_weights)
     return _with_dice(inp, options, False, combo,
                       _set(lambda_ce=lambda_ce, lambda_dice=lambda_dice, beta=beta))
 
@@ -343,7 +353,8 @@ def exp_log_loss(
     gamma: Scalar = 0.3, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
     per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
     class_weights: ArrayLike | None = None, ignore_index: int | None = None,
-    where: ArrayLike | None = None, axis_name: AxisName = None,
+    where: ArrayLike | None = None, pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False, axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Exponential logarithmic loss (Wong et al.): powers of log-Dice and of cross-entropy.
 
@@ -377,7 +388,9 @@ def exp_log_loss(
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
     ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
-    both terms, the others to the region term.
+    both terms, the others to the region term; ``pixel_weights`` and
+    ``normalize_weights`` weigh the pixel-wise term only, as in
+    :func:`~segloss_jax.cross_entropy`.
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -408,7 +421,7 @@ def exp_log_loss(
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
     checks.check_nonnegative("gamma", gamma)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, pixel_weights=pixel_weights)
 
     def cross(i: Inputs, params: Params) -> jax.Array:
         # w_l (-ln p_l)^γ per pixel (binary: w_c per element).
@@ -418,8 +431,8 @@ def exp_log_loss(
         ce = categorical_ce(i, i.target, unit_mass=i.labels is not None)
         return jnp.sum(weights * i.target, axis=-1) * reduce.safe_pow(ce, params["gamma"])
 
-    exp_log = PixelTerm(values=cross,
-                        combine=_mix("lambda_dice", "lambda_ce"))
+    exp_log = PixelTerm(values=cross, combine=_mix("lambda_dice", "lambda_ce"),
+                        normalize=normalize_weights)
     # (-ln Dice)^γ per unit, reduced over the kept units like dice_loss.
     return region_loss(
         inp, options, sums=TP,
@@ -442,12 +455,13 @@ def _background_foreground(inp: Inputs, options: RegionOptions) -> tuple[Inputs,
     target = jnp.concatenate([1 - g, g], axis=-1)
     if inp.activation == "sigmoid":
         view = Inputs(jnp.concatenate([jnp.zeros_like(x), x], axis=-1), target, inp.valid,
-                      inp.labels, "softmax")
+                      inp.labels, "softmax", weights=inp.weights)
         view.probs = jnp.concatenate([inp.one_minus_probs, inp.probs], axis=-1)
         view.log_probs = jnp.concatenate([inp.log_1m_probs, inp.log_probs], axis=-1)
         view.lse = inp.softplus[..., 0]  # log(1 + e^x), the log-partition of [0, x]
     else:
-        view = Inputs(jnp.concatenate([1 - x, x], axis=-1), target, inp.valid, inp.labels, None)
+        view = Inputs(jnp.concatenate([1 - x, x], axis=-1), target, inp.valid, inp.labels, None,
+                      weights=inp.weights)
     if options.class_weights is not None:
         foreground = inputs.class_vector(options.class_weights, 1, "class_weights", inp.dtype)
         options = options._replace(
@@ -483,7 +497,8 @@ def unified_focal_loss(
     gamma: Scalar = 0.5, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
     per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
     class_weights: ArrayLike | None = None, ignore_index: int | None = None,
-    where: ArrayLike | None = None, axis_name: AxisName = None,
+    where: ArrayLike | None = None, pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False, axis_name: AxisName = None,
 ) -> jax.Array:
     r"""Asymmetric unified focal loss (Yeung et al.): a focal and a focal Tversky term.
 
@@ -527,7 +542,8 @@ def unified_focal_loss(
     ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
     ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
     ``class_weights`` (a factor on each class term of both), ``ignore_index``,
-    ``where`` and ``axis_name`` apply to both terms, the others to the Tversky
+    ``where`` and ``axis_name`` apply to both terms (``pixel_weights`` and
+    ``normalize_weights`` to the focal term only), the others to the Tversky
     term (``include_background=False`` drops its background unit, also the
     ``1 − p`` channel when ``C == 1``, where ``class_weights`` ``[w]`` weighs the
     foreground and the background weighs 1).
@@ -573,7 +589,7 @@ def unified_focal_loss(
     checks.check_nonnegative("lambda_focal_tversky", lambda_focal_tversky)
     checks.check_in_range("delta", delta, 0.0, 1.0)
     checks.check_in_range("gamma", gamma, 0.0, 1.0)
-    inp = options.prepare(logits, labels)
+    inp = options.prepare(logits, labels, pixel_weights=pixel_weights)
     if inp.num_classes == 1:
         inp, options = _background_foreground(inp, options)
     elif inp.activation == "sigmoid":
@@ -584,7 +600,7 @@ def unified_focal_loss(
     focal = PixelTerm(
         values=lambda i, params: asymmetric_focal_terms(i, params["delta"], params["gamma"],
                                                    params.get("class_weights")),
-        combine=_mix("lambda_focal_tversky", "lambda_focal"))
+        combine=_mix("lambda_focal_tversky", "lambda_focal"), normalize=normalize_weights)
     return region_loss(inp, options, sums=TP, unit_loss=asymmetric_focal_tversky_units,
                        params=_set(
                            delta=delta, gamma=gamma, lambda_focal=lambda_focal,

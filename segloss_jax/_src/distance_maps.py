@@ -47,11 +47,12 @@ __all__: list[str] = []
 
 
 def prepare_inputs(
-    logits, labels, *, activation, where, ignore_index, reduction, allowed
+    logits, labels, *, activation, where, ignore_index, reduction, allowed, pixel_weights=None
 ) -> Inputs:
     """The one check-and-prepare of a loss call (the activation is computed on use, once)."""
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=allowed)
+                  ignore_index=ignore_index, allowed_activations=allowed,
+                  pixel_weights=pixel_weights)
     checks.check_reduction(reduction)
     return inp
 

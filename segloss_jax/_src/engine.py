@@ -69,11 +69,14 @@ class RegionOptions(NamedTuple):
     reduction: str = "mean"
 
     def prepare(self, logits: ArrayLike, labels: ArrayLike, *,
-                allowed_activations: tuple[str | None, ...] = ACTIVATIONS) -> inputs.Inputs:
-        """Checks these options and the arrays; returns the prepared inputs."""
+                allowed_activations: tuple[str | None, ...] = ACTIVATIONS,
+                pixel_weights: ArrayLike | None = None) -> inputs.Inputs:
+        """Checks these options and the arrays; returns the prepared inputs (with the
+        per-pixel weights of a compound's pixel term, when given)."""
         inp = inputs.prepare(logits, labels, activation=self.activation, where=self.where,
                              ignore_index=self.ignore_index,
-                             allowed_activations=allowed_activations)
+                             allowed_activations=allowed_activations,
+                             pixel_weights=pixel_weights)
         checks.check_reduction(self.reduction)
         checks.check_classes(self.classes)
         checks.check_class_weights(self.class_weights, inp.num_classes)
@@ -215,10 +218,13 @@ class PixelTerm(NamedTuple):
     ``[B, *spatial, C]`` from :class:`~segloss_jax._src.inputs.Inputs` fields; its
     mean over the valid pixels (elements) enters ``combine(region, mean, params)``,
     the loss. ``params`` are those of :func:`region_loss` (:func:`region_params`).
+    The per-pixel weights of the inputs and ``normalize`` act on that mean as
+    :func:`~segloss_jax._src.reduce.weighted_terms` says.
     """
 
     values: Callable[[inputs.Inputs, Params], jax.Array]
     combine: Callable[[jax.Array, jax.Array, Params], jax.Array]
+    normalize: bool = False
 
 
 def _activation_fields(inp: inputs.Inputs) -> dict[str, jax.Array]:
@@ -247,7 +253,7 @@ def _fields_vjp(x, probs, fields, d_probs, d_fields, activation):
 def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
               axis_name: Hashable | None, activation: str | None,
               pixel: PixelTerm | None = None) -> Callable:
-    """``op(x, probs, fields, labels, valid, params) -> head(sums, params)`` (or, with a
+    """``op(x, probs, fields, labels, valid, weights, params) -> head(sums, params)`` (or, with a
     ``pixel`` term, ``pixel.combine(head(sums, params), mean of pixel.values, params)``)
     with the fused backward.
 
@@ -262,39 +268,38 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
                              labels if labels.dtype != target.dtype else None, activation,
                              fields={"probs": probs, **fields})
 
-    def pixel_total(x, probs, fields, labels, target, valid, params):
+    def pixel_total(x, probs, fields, labels, target, valid, weights, params):
         values = pixel.values(pixel_inputs(x, probs, fields, labels, target, valid), params)
-        mask = valid if values.ndim == valid.ndim else valid[..., None]
-        total = jnp.sum(jnp.where(mask, values, 0))
-        count = jnp.sum(jnp.broadcast_to(mask, values.shape), dtype=total.dtype)
-        return total, count
+        values, count = reduce.weighted_terms(values, valid, weights, pixel.normalize)
+        return jnp.sum(values), count
 
     def loss_from(sums, pixel_mean, params):
         region = head(sums, params)
         return region if pixel is None else pixel.combine(region, pixel_mean, params)
 
-    def forward(x, probs, fields, labels, valid, params):
+    def forward(x, probs, fields, labels, valid, weights, params):
         target = _target(labels, probs.shape[-1], probs.dtype)
         values = [TERMS[name](probs, target) for name in terms]
         sums = stats.unit_sums(*values, valid=valid, per_image=per_image, axis_name=axis_name)
         sums = dict(zip(terms, sums, strict=True))
         pixel_mean = count = None
         if pixel is not None:
-            total, count = pixel_total(x, probs, fields, labels, target, valid, params)
+            total, count = pixel_total(x, probs, fields, labels, target, valid, weights,
+                                       params)
             total, count = stats.sum_across((total, count), axis_name)
             pixel_mean = reduce.safe_div(total, count)
         return loss_from(sums, pixel_mean, params), (sums, pixel_mean, count)
 
     @jax.custom_vjp
-    def op(x, probs, fields, labels, valid, params):
-        return forward(x, probs, fields, labels, valid, params)[0]
+    def op(x, probs, fields, labels, valid, weights, params):
+        return forward(x, probs, fields, labels, valid, weights, params)[0]
 
-    def op_fwd(x, probs, fields, labels, valid, params):
-        loss, stats_ = forward(x, probs, fields, labels, valid, params)
-        return loss, (x, probs, fields, labels, valid, stats_, params)
+    def op_fwd(x, probs, fields, labels, valid, weights, params):
+        loss, stats_ = forward(x, probs, fields, labels, valid, weights, params)
+        return loss, (x, probs, fields, labels, valid, weights, stats_, params)
 
     def op_bwd(residuals, cotangent):
-        x, probs, fields, labels, valid, (sums, pixel_mean, count), params = residuals
+        x, probs, fields, labels, valid, weights, (sums, pixel_mean, count), params = residuals
         # dL/dS: autodiff of the small per-unit function. With axis_name and
         # per_image=False the sums are global, so this is the gradient of the
         # global loss; each device then applies it to its own pixels.
@@ -314,18 +319,20 @@ def _fused_op(terms: tuple[str, ...], head: Callable, per_image: bool,
         d_probs = jnp.where(valid[..., None], d_probs, 0)
         if pixel is None:
             # probs has the dtype of x (the compute dtype), and so has this cotangent.
-            return _activation_vjp(probs, d_probs, activation), None, None, None, None, d_params
+            return (_activation_vjp(probs, d_probs, activation), None, None, None, None, None,
+                    d_params)
         # The pixel term: the mean's cotangent spread over the valid pixels, then the
         # term's partial derivatives in x, p and the fields, one elementwise pass.
         weight = reduce.safe_div(d_mean, count)
         # jax.grad, not a VJP with this cotangent: under shard_map the local total varies
         # across devices while the weight does not, and grad types the seed itself.
         dx, dp, d_fields, d_own = jax.grad(
-            lambda x, p, f, prm: weight * pixel_total(x, p, f, labels, target, valid, prm)[0],
+            lambda x, p, f, prm: weight * pixel_total(x, p, f, labels, target, valid, weights,
+                                                      prm)[0],
             argnums=(0, 1, 2, 3))(x, probs, fields, params)
         d_x = dx + _fields_vjp(x, probs, fields, d_probs + dp, d_fields, activation)
         d_params = jax.tree.map(jnp.add, d_params, d_own)
-        return d_x, None, None, None, None, d_params
+        return d_x, None, None, None, None, None, d_params
 
     op.defvjp(op_fwd, op_bwd)
     return op
@@ -420,4 +427,5 @@ def region_loss(
     # passes); dense labels as the prepared float target.
     labels = inp.labels if inp.labels is not None else inp.target
     fields = _activation_fields(inp) if pixel is not None else {}
-    return op(inp.x, inp.probs, fields, labels, inp.valid, all_params)
+    weights = inp.weights if pixel is not None else None
+    return op(inp.x, inp.probs, fields, labels, inp.valid, weights, all_params)

@@ -116,14 +116,17 @@ class Inputs:
       valid: ``[B, *spatial]`` bool.
       labels: ``[B, *spatial]`` integer class indices, or ``None`` for dense labels.
       activation: ``"softmax"``, ``"sigmoid"`` or ``None``.
+      weights: ``[B, *spatial]`` per-pixel weights (0 at excluded pixels, no gradient),
+        or ``None``.
     """
 
     def __init__(self, x, target, valid, labels, activation,
-                 fields: dict[str, jax.Array] | None = None):
+                 fields: dict[str, jax.Array] | None = None, weights: jax.Array | None = None):
         """``fields``: activation fields already computed from ``x`` (``probs``, ``lse``,
-        ...), taken as they are instead of being computed on use."""
+        ...), taken as they are instead of being computed on use. ``weights``: the
+        per-pixel weights (:func:`pixel_weight_map`), or ``None``."""
         self.x, self.target, self.valid, self.labels = x, target, valid, labels
-        self.activation = activation
+        self.activation, self.weights = activation, weights
         # Set before first use, so the cached properties below return them.
         vars(self).update(fields or {})
 
@@ -214,6 +217,20 @@ def class_vector(value, num_classes: int, name: str, dtype, *, scalar: bool = Fa
     return jnp.asarray(value, dtype)
 
 
+def pixel_weight_map(pixel_weights, valid: jax.Array, dtype) -> jax.Array | None:
+    """``pixel_weights`` as ``[B, *spatial]`` in ``dtype``: broadcast, 0 at the excluded
+    pixels (a NaN weight there cannot leak into a sum or a gradient), no gradient.
+    Negative values are reported under ``checkify`` (and raise at once when the map
+    is on the host: :func:`~segloss_jax._src.checks.check_pixel_weights`)."""
+    if pixel_weights is None:
+        return None
+    checks.check_pixel_weights(pixel_weights, valid.shape)
+    w = jnp.broadcast_to(jnp.asarray(pixel_weights).astype(dtype), valid.shape)
+    checkify.debug_check(jnp.all(w >= 0),
+                         "`pixel_weights` must be non-negative; found a negative value.")
+    return jax.lax.stop_gradient(jnp.where(valid, w, 0))
+
+
 def prepare(
     logits: chex.Array,
     labels: chex.Array,
@@ -222,9 +239,10 @@ def prepare(
     where: chex.Array | None = None,
     ignore_index: int | None = None,
     allowed_activations: tuple[str | None, ...] = ACTIVATIONS,
+    pixel_weights: chex.Array | None = None,
 ) -> Inputs:
-    """Checks the inputs (statically, and label values under ``checkify``) and
-    returns the :class:`Inputs` record every loss computes from."""
+    """Checks the inputs (statically, and label and weight values under ``checkify``)
+    and returns the :class:`Inputs` record every loss computes from."""
     checks.check_logits(logits)
     shape = tuple(logits.shape)
     num_classes = shape[-1]
@@ -243,4 +261,5 @@ def prepare(
         target = labels.astype(x.dtype)
     valid = validity_mask(shape[:-1], labels=int_labels, where=where, ignore_index=ignore_index)
     check_label_values(int_labels if form == "int" else target, num_classes, valid, form)
-    return Inputs(x, target, valid, int_labels, activation)
+    weights = pixel_weight_map(pixel_weights, valid, x.dtype)
+    return Inputs(x, target, valid, int_labels, activation, weights=weights)

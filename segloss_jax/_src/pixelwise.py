@@ -16,7 +16,6 @@ is a constant for ``grad``.
 
 from __future__ import annotations
 
-import fractions
 from collections.abc import Hashable
 
 import chex
@@ -26,8 +25,7 @@ import jax.numpy as jnp
 from segloss_jax._src import checks
 from segloss_jax._src.distance_maps import channels_last, prepare_inputs, target_field
 from segloss_jax._src.inputs import Inputs, prepare
-from segloss_jax._src.kernel import kernel
-from segloss_jax._src.reduce import reduce_pixels, safe_div, safe_pow
+from segloss_jax._src.reduce import reduce_pixels, safe_pow
 from segloss_jax._src.registry import register
 from segloss_jax._src.sampling import Sampling
 from segloss_jax._src.stats import sum_across
@@ -49,7 +47,6 @@ __all__ = [
     "cross_entropy",
     "focal_loss",
     "distance_weighted_cross_entropy",
-    "topk_cross_entropy",
     "poly_cross_entropy",
     "poly_focal_loss",
 ]
@@ -94,6 +91,7 @@ def binary_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, pos_weight: chex.Numeric | None = None,
     activation: SigmoidActivation = "sigmoid", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Binary (sigmoid) cross-entropy from logits, per element.
@@ -120,6 +118,10 @@ def binary_cross_entropy(
       class_weights: optional ``[C]`` non-negative per-channel weights.
       where: optional bool ``[B, *spatial]``; ``False`` pixels contribute nothing.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term; no gradient (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels (elements).
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid elements, ``"sum"`` or ``"none"``.
@@ -143,14 +145,16 @@ def binary_cross_entropy(
       Jadon, "A survey of loss functions for semantic segmentation", CIBCB 2020.
     """
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=_BINARY)
+                  ignore_index=ignore_index, pixel_weights=pixel_weights,
+                  allowed_activations=_BINARY)
     checks.check_reduction(reduction)
     if pos_weight is not None:
         pos_weight = inp.per_class(pos_weight, "pos_weight", scalar=True)
     loss = binary_ce(inp, pos_weight)
     if class_weights is not None:
         loss = loss * inp.per_class(class_weights)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
+                         normalize=normalize_weights)
 
 
 @register()
@@ -158,6 +162,7 @@ def weighted_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric,
     activation: SigmoidActivation = "sigmoid", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Weighted cross-entropy: binary cross-entropy with positives weighted by ``beta``.
@@ -177,8 +182,8 @@ def weighted_cross_entropy(
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       beta: scalar or ``[C]`` non-negative weight of the positive term.
       activation: ``"sigmoid"`` or ``None``.
-      class_weights, where, ignore_index, axis_name, reduction: as for
-        :func:`binary_cross_entropy`.
+      class_weights, where, ignore_index, pixel_weights, normalize_weights,
+        axis_name, reduction: as for :func:`binary_cross_entropy`.
 
     Returns:
       A scalar, or ``[B, *spatial, C]`` for ``reduction="none"``.
@@ -198,7 +203,8 @@ def weighted_cross_entropy(
     """
     return binary_cross_entropy(
         logits, labels, pos_weight=beta, activation=activation, class_weights=class_weights,
-        where=where, ignore_index=ignore_index, axis_name=axis_name, reduction=reduction)
+        where=where, ignore_index=ignore_index, pixel_weights=pixel_weights,
+        normalize_weights=normalize_weights, axis_name=axis_name, reduction=reduction)
 
 
 @register()
@@ -206,6 +212,7 @@ def balanced_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, beta: chex.Numeric | None = None,
     activation: SigmoidActivation = "sigmoid", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Balanced cross-entropy: positives weighted by ``beta``, negatives by ``1 - beta``.
@@ -228,6 +235,10 @@ def balanced_cross_entropy(
       class_weights: optional ``[C]`` per-channel weights.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term; no gradient (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels (elements).
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid elements, ``"sum"`` or ``"none"``.
@@ -248,12 +259,14 @@ def balanced_cross_entropy(
       of loss functions for semantic segmentation", CIBCB 2020.
     """
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=_BINARY)
+                  ignore_index=ignore_index, pixel_weights=pixel_weights,
+                  allowed_activations=_BINARY)
     checks.check_reduction(reduction)
     loss = balanced_ce(inp, beta, axis_name)
     if class_weights is not None:
         loss = loss * inp.per_class(class_weights)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
+                         normalize=normalize_weights)
 
 
 def balanced_ce(inp: Inputs, beta, axis_name: Hashable | None = None) -> jax.Array:
@@ -279,6 +292,7 @@ def cross_entropy(
     logits: chex.Array, labels: chex.Array, *, label_smoothing: float = 0.0,
     activation: SoftmaxActivation = "softmax", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Softmax cross-entropy with integer or dense (soft) labels.
@@ -306,6 +320,10 @@ def cross_entropy(
       class_weights: optional ``[C]`` non-negative weights.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term; no gradient (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels (elements).
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels, ``"sum"`` or ``"none"``.
@@ -330,12 +348,14 @@ def cross_entropy(
       architecture" (label smoothing), CVPR 2016.
     """
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation))
+                  ignore_index=ignore_index, pixel_weights=pixel_weights,
+                  allowed_activations=activations_of(SoftmaxActivation))
     checks.check_reduction(reduction)
     target = smoothed_target(inp, label_smoothing, class_weights)
     loss = categorical_ce(inp, target,
                           unit_mass=class_weights is None and inp.labels is not None)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
+                         normalize=normalize_weights)
 
 
 def smoothed_target(inp: Inputs, label_smoothing, class_weights) -> jax.Array:
@@ -353,6 +373,7 @@ def focal_loss(
     alpha: chex.Numeric | chex.Array | None = None, activation: AnyActivation = "softmax",
     class_weights: chex.Array | None = None, where: chex.Array | None = None,
     ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Focal loss: cross-entropy down-weighting well-classified pixels.
@@ -389,6 +410,10 @@ def focal_loss(
       class_weights: optional ``[C]`` weights, multiplied with ``alpha``.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term; no gradient (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels (elements).
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
@@ -414,11 +439,13 @@ def focal_loss(
       Lin, Goyal, Girshick, He & Dollár, "Focal loss for dense object detection",
       ICCV 2017.
     """
-    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
+    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
+                  pixel_weights=pixel_weights)
     checks.check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
     loss = focal_terms(inp, gamma, alpha, class_weights)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
+                         normalize=normalize_weights)
 
 
 def focal_terms(inp: Inputs, gamma, alpha, class_weights) -> jax.Array:
@@ -463,6 +490,8 @@ def distance_weighted_cross_entropy(
     ignore_index: int | None = None,
     sampling: Sampling = None,
     target_distance: ArrayLike | None = None,
+    pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False,
     axis_name: AxisName = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -505,7 +534,8 @@ def distance_weighted_cross_entropy(
       activation, class_weights, where, ignore_index, sampling, target_distance: as
         for :func:`~segloss_jax.shape_aware_loss`; the weights do not change the
         denominator of the mean.
-      axis_name, reduction: as for :func:`~segloss_jax.shape_aware_loss`.
+      pixel_weights, normalize_weights, axis_name, reduction: as for
+        :func:`~segloss_jax.shape_aware_loss`.
 
     Returns:
       A scalar, or the per-pixel/per-element loss for ``reduction="none"``.
@@ -527,24 +557,25 @@ def distance_weighted_cross_entropy(
     """
     inp = prepare_inputs(logits, labels, activation=activation, where=where,
                          ignore_index=ignore_index, reduction=reduction,
-                         allowed=activations_of(LogitActivation))
+                         allowed=activations_of(LogitActivation), pixel_weights=pixel_weights)
     weights = inp.per_class(class_weights)
     if max_distance is not None:
         checks.check_positive("max_distance", max_distance)
     phi = target_field(inp, "distance_weighted_cross_entropy", target_distance, first=0,
                        sampling=sampling, max_distance=max_distance)
-    return weighted_ce(inp, phi, weights, reduction, axis_name)
+    return weighted_ce(inp, phi, weights, reduction, axis_name, normalize_weights)
 
 
 def weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str,
-                axis_name: Hashable | None) -> jax.Array:
+                axis_name: Hashable | None, normalize_weights: bool = False) -> jax.Array:
     """Cross-entropy weighted by ``w_c (1 + term)``, reduced over valid pixels.
 
     ``class_weights`` is ``[1, ..., 1, C]`` (:meth:`~segloss_jax._src.inputs.Inputs.per_class`).
 
     ``term`` is one value per unit (``[B, C]``) or per element (``[B, C, *spatial]``).
     Softmax: ``-Σ_c W_c g_c log p_c`` per pixel; sigmoid:
-    ``W`` times the binary cross-entropy, per element.
+    ``W`` times the binary cross-entropy, per element; the pixel weights of ``inp``
+    and ``normalize_weights`` as :func:`~segloss_jax._src.reduce.reduce_pixels`.
     """
     if term.ndim == 2:
         term = term.reshape(term.shape[:1] + (1,) * (inp.x.ndim - 2) + term.shape[1:])
@@ -555,168 +586,8 @@ def weighted_ce(inp: Inputs, term: jax.Array, class_weights, reduction: str,
         loss = categorical_ce(inp, weights * inp.target)
     else:
         loss = weights * binary_ce(inp)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
-
-
-def _sortable_key(v: jax.Array) -> jax.Array:
-    """Floats as unsigned integers of the same width, in the same order (the radix-sort
-    key: flip every bit of a negative float, only the sign bit of a non-negative one)."""
-    bits = jnp.finfo(v.dtype).bits
-    utype = jnp.dtype(f"uint{bits}")
-    u = jax.lax.bitcast_convert_type(v, utype)
-    top = jnp.asarray(1 << (bits - 1), utype)
-    return u ^ jnp.where(u >= top, ~jnp.zeros((), utype), top)
-
-
-# Compiled once per static configuration: called eagerly, the bisection loop would
-# otherwise be traced and compiled again at every call.
-@kernel
-def top_share(values, valid, *, fraction: tuple[int, int], per_image: bool,
-              axis_name: Hashable | None = None):
-    """The share of each pixel in the mean of the ``m = ⌈k·n⌉`` largest valid ``values``
-    of its unit, and ``m`` per unit.
-
-    A unit is an image (``per_image``) or the batch (across ``axis_name`` too). The
-    ``m``-th largest value ``t`` is found exactly by bisection on the bits of the
-    sortable integer key: one masked count per bit (32 for float32), the counts
-    ``psum``-ed over ``axis_name`` for a batch unit, so the selection across devices is
-    the global one. Pixels above ``t`` get share 1, pixels below 0, and the ``m - n_>``
-    remaining slots are shared equally by the pixels equal to ``t``: the selected
-    values, hence the loss, are those of any sort, and tied pixels get equal gradients.
-    No gradient flows through the selection.
-
-    Args:
-      values: ``[B, *spatial]`` per-pixel losses.
-      valid: ``[B, *spatial]`` bool.
-      fraction: ``k`` as a ``(p, q)`` pair of ints, ``k = p / q``.
-      per_image: units are images (else the batch).
-      axis_name: mapped axis of a batch unit.
-
-    Returns:
-      ``(share, m)``: ``[B, *spatial]`` shares in ``[0, 1]`` and ``m`` per unit
-      (``[B, 1, …]`` or a scalar), in the dtype of ``values``.
-    """
-    p, q = fraction
-    # Invalid pixels get key 0, below every candidate threshold (which has a bit set).
-    key = jnp.where(valid, _sortable_key(jax.lax.stop_gradient(values)), 0)
-    axes = tuple(range(1, values.ndim)) if per_image else None
-
-    def count(mask):
-        c = jnp.sum(mask, axis=axes, keepdims=per_image, dtype=jnp.int32)
-        return c if per_image else sum_across(c, axis_name)
-
-    n = count(valid)
-    # m = ⌈p·n / q⌉ in exact integer arithmetic (n = a·q + r; no overflow for q ≤ 10⁴).
-    m = p * (n // q) + (p * (n % q) + q - 1) // q
-    bits = key.dtype.itemsize * 8
-
-    def bisect(i, t):
-        # Set the next bit of t when at least m valid keys are >= it: t ends as the
-        # largest key with count(key >= t) >= m, the m-th largest key.
-        candidate = t | jnp.left_shift(jnp.ones_like(t), (bits - 1 - i).astype(t.dtype))
-        return jnp.where(count(key >= candidate) >= m, candidate, t)
-
-    # The start value is computed from m, so that under shard_map it varies over the
-    # same mapped axes as the loop's result (a fresh constant would not).
-    t = jax.lax.fori_loop(0, bits, bisect, (m * 0).astype(key.dtype))
-    above, tied = valid & (key > t), valid & (key == t)
-    dtype = values.dtype
-    remaining = safe_div((m - count(above)).astype(dtype), count(tied).astype(dtype))
-    share = jnp.where(above, 1, jnp.where(tied, remaining, 0)).astype(dtype)
-    return share, m.astype(dtype)
-
-
-@register()
-def topk_cross_entropy(
-    logits: chex.Array, labels: chex.Array, *, k: float = 0.1, per_image: bool = False,
-    label_smoothing: float = 0.0, activation: SoftmaxActivation = "softmax",
-    class_weights: chex.Array | None = None, where: chex.Array | None = None,
-    ignore_index: int | None = None, axis_name: Hashable | None = None,
-    reduction: str = "mean",
-) -> jax.Array:
-    r"""Top-k cross-entropy: the mean softmax CE of the hardest fraction ``k`` of the pixels.
-
-    .. math::
-
-       \mathcal{L} = \frac{1}{\sum_u m_u} \sum_u \sum_{i \in T_u} \ell_i, \qquad
-       m_u = \lceil k\, n_u \rceil, \qquad
-       \ell_i = -\sum_c w_c\, \tilde g_{i,c} \log p_{i,c}
-
-    with :math:`\ell_i` the per-pixel cross-entropy of :func:`cross_entropy` (class
-    weights and label smoothing included), :math:`n_u` the number of valid pixels of
-    the unit :math:`u` (an image with ``per_image=True``, else the whole batch) and
-    :math:`T_u` its :math:`m_u` valid pixels with the largest :math:`\ell_i`. The
-    mean runs over all selected pixels, so ``k = 1`` is :func:`cross_entropy` with
-    either ``per_image``; ``per_image`` only changes which pixels are selected.
-
-    Ties: the pixels equal to the :math:`m_u`-th largest value share the slots left
-    for them equally (the value is that of any sort; their gradients are equal, not
-    decided by pixel order). The selection is exact and jit-able with static shapes
-    (a bisection on the bits of the values, one masked count per bit), whatever the
-    number of ignored pixels; no gradient flows through it. ``k`` is read as the
-    nearest fraction with denominator at most 10⁴ (``k = 0.1`` of 30 pixels selects
-    3, not the 4 that ``ceil(0.1 * 30)`` gives in floating point).
-
-    With ``axis_name`` and ``per_image=False`` the unit is the global batch: the
-    counts of the bisection are ``psum``-ed, so the selection, value and gradient
-    equal those of one device holding the whole batch. With ``per_image=True`` the
-    selection is per image and only the final mean is global.
-
-    Args:
-      logits: ``[B, *spatial, C]`` logits, ``C >= 2`` (probabilities if
-        ``activation=None``).
-      labels: integer ``[B, *spatial]`` class indices or dense ``[B, *spatial, C]``.
-      k: the fraction of valid pixels kept per unit, in ``(0, 1]``.
-      per_image: select per image (``True``) or over the batch (``False``).
-      label_smoothing: :math:`\varepsilon \in [0, 1]`, as :func:`cross_entropy`.
-      activation: ``"softmax"`` or ``None``.
-      class_weights: optional ``[C]`` weights; pixels are ranked by the weighted CE.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      ignore_index: integer label value treated as ``where=False``.
-      axis_name: mapped axis (``shard_map``/``pmap``): see above.
-      reduction: ``"mean"`` over the selected pixels, ``"sum"`` or ``"none"``.
-
-    Returns:
-      A scalar, or ``[B, *spatial]`` for ``reduction="none"``: the CE of the selected
-      pixels, 0 elsewhere (a pixel tied at the threshold holds its share of it).
-
-    nnU-Net's ``TopKLoss(k=10)`` (``k`` in percent) keeps ``int(k·N/100)`` of all
-    ``N`` voxels of the batch, ignored voxels counted (with a loss of 0): it equals
-    ``topk_cross_entropy(x, y, k=0.1)`` when nothing is ignored and ``k·N/100`` is
-    whole.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> import segloss_jax as sl
-      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 3.0]]])
-      >>> labels = jnp.array([[0, 0, 1, 1]])
-      >>> print(f"{sl.topk_cross_entropy(logits, labels, k=0.5):.4f}")  # the two worst
-      1.3133
-      >>> print(f"{sl.topk_cross_entropy(logits, labels, k=1.0):.4f}")
-      0.7005
-
-    References:
-      Wu, Shen & van den Hengel, "Bridging category-level and instance-level semantic
-      image segmentation", arXiv:1605.06885, 2016 (online bootstrapped CE);
-      Isensee et al., "nnU-Net", Nature Methods 2021.
-    """
-    inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation))
-    checks.check_reduction(reduction)
-    checks.check_bool("per_image", per_image)
-    checks.check_fraction("k", k)
-    fraction = fractions.Fraction(float(k)).limit_denominator(10_000)
-    target = smoothed_target(inp, label_smoothing, class_weights)
-    ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
-    share, m = top_share(ce, inp.valid, fraction=(fraction.numerator, fraction.denominator),
-                         per_image=per_image, axis_name=axis_name)
-    loss = jnp.where(share > 0, share * ce, 0)
-    if reduction == "none":
-        return loss
-    total = sum_across(jnp.sum(loss), axis_name)
-    if reduction == "sum":
-        return total
-    return safe_div(total, sum_across(jnp.sum(m), axis_name) if per_image else m)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
+                         normalize=normalize_weights)
 
 
 @register()
@@ -724,7 +595,8 @@ def poly_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, epsilon: chex.Numeric = 1.0,
     label_smoothing: float = 0.0, activation: SoftmaxActivation = "softmax",
     class_weights: chex.Array | None = None, where: chex.Array | None = None,
-    ignore_index: int | None = None, axis_name: Hashable | None = None,
+    ignore_index: int | None = None, pixel_weights: ArrayLike | None = None,
+    normalize_weights: bool = False, axis_name: Hashable | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     r"""Poly-1 cross-entropy: CE plus :math:`\varepsilon` times the first polynomial term.
@@ -752,6 +624,10 @@ def poly_cross_entropy(
       class_weights: optional ``[C]`` non-negative weights of both terms.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term; no gradient (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels (elements).
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels, ``"sum"`` or ``"none"``.
@@ -780,7 +656,8 @@ def poly_cross_entropy(
     one_hot = (activation == "softmax" and not label_smoothing
                and not jnp.issubdtype(jnp.result_type(labels), jnp.floating))
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxActivation))
+                  ignore_index=ignore_index, pixel_weights=pixel_weights,
+                  allowed_activations=activations_of(SoftmaxActivation))
     checks.check_reduction(reduction)
     target = smoothed_target(inp, label_smoothing, class_weights)
     ce = categorical_ce(inp, target, unit_mass=class_weights is None and inp.labels is not None)
@@ -790,7 +667,8 @@ def poly_cross_entropy(
         poly = jnp.sum(target, axis=-1) * -jnp.expm1(log_py)
     else:
         poly = jnp.sum(target * inp.one_minus_probs, axis=-1)
-    return reduce_pixels(ce + epsilon * poly, inp.valid, reduction, axis_name)
+    return reduce_pixels(ce + epsilon * poly, inp.valid, reduction, axis_name,
+                         weights=inp.weights, normalize=normalize_weights)
 
 
 @register()
@@ -799,6 +677,7 @@ def poly_focal_loss(
     gamma: chex.Numeric = 2.0, alpha: chex.Numeric | chex.Array | None = None,
     activation: AnyActivation = "softmax", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: Hashable | None = None, reduction: str = "mean",
 ) -> jax.Array:
     r"""Poly-1 focal loss: focal loss plus :math:`\epsilon (1 - p_t)^{\gamma + 1}`.
@@ -827,6 +706,10 @@ def poly_focal_loss(
       class_weights: optional ``[C]`` weights of both terms.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term; no gradient (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels (elements).
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
@@ -852,12 +735,14 @@ def poly_focal_loss(
       perspective of classification loss functions", ICLR 2022; Lin, Goyal,
       Girshick, He & Dollár, "Focal loss for dense object detection", ICCV 2017.
     """
-    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index)
+    inp = prepare(logits, labels, activation=activation, where=where, ignore_index=ignore_index,
+                  pixel_weights=pixel_weights)
     checks.check_reduction(reduction)
     checks.check_nonnegative("gamma", gamma)
     loss = focal_terms(inp, gamma, alpha, class_weights) + epsilon * poly_terms(
         inp, gamma + 1, class_weights)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
+                         normalize=normalize_weights)
 
 
 def poly_terms(inp: Inputs, power, class_weights) -> jax.Array:

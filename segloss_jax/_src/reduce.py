@@ -8,6 +8,7 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
+from segloss_jax._src import checks
 from segloss_jax._src.stats import sum_across
 from segloss_jax._src.types import AxisName
 
@@ -27,8 +28,40 @@ def safe_pow(base: jax.Array, gamma) -> jax.Array:
     return jnp.where(positive, powered, jnp.where(jnp.asarray(gamma) == 0, 1.0, 0.0))
 
 
+def weighted_terms(
+    loss: jax.Array, valid: jax.Array, weights: jax.Array | None = None,
+    normalize: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+    """The terms ``w_i·L_i`` of a pixel-wise loss (0 at invalid positions) and the
+    denominator of their mean (a local count, not yet summed across devices).
+
+    The one place where per-pixel weights act, for the pixel-wise losses and the
+    pixel terms of the compounds alike.
+
+    Args:
+      loss: ``[B, *spatial]`` (one value per pixel) or ``[B, *spatial, C]`` (one per
+        element, for sigmoid losses).
+      valid: ``[B, *spatial]`` bool.
+      weights: ``[B, *spatial]`` per-pixel weights, 0 at invalid pixels
+        (:func:`~segloss_jax._src.inputs.pixel_weight_map`), or ``None`` (all 1).
+      normalize: the denominator is ``Σ_valid w`` (each pixel's weight counted once
+        per element) instead of the number of valid pixels/elements.
+    """
+    checks.check_bool("normalize_weights", normalize)
+    per_element = loss.ndim != valid.ndim
+    mask = valid[..., None] if per_element else valid
+    if weights is not None:
+        w = weights[..., None] if per_element else weights
+        loss = loss * w
+    loss = jnp.where(mask, loss, 0)
+    counted = mask if weights is None or not normalize else w
+    count = jnp.sum(jnp.broadcast_to(counted, loss.shape), dtype=loss.dtype)
+    return loss, count
+
+
 def reduce_pixels(
-    loss: jax.Array, valid: jax.Array, reduction: str, axis_name: Hashable | None = None
+    loss: jax.Array, valid: jax.Array, reduction: str, axis_name: Hashable | None = None,
+    *, weights: jax.Array | None = None, normalize: bool = False,
 ) -> jax.Array:
     """Reduces a pixel-wise loss over valid pixels (or valid elements).
 
@@ -40,15 +73,16 @@ def reduce_pixels(
         ``"sum"``, or ``"none"`` (the loss, 0 at invalid positions).
       axis_name: mapped axis over which the sum and the count are taken
         (:func:`~segloss_jax._src.stats.sum_across`): the global mean.
+      weights, normalize: per-pixel weights and the denominator of the mean, as
+        :func:`weighted_terms`.
     """
-    mask = valid if loss.ndim == valid.ndim else jnp.broadcast_to(valid[..., None], loss.shape)
-    loss = jnp.where(mask, loss, 0)
+    loss, count = weighted_terms(loss, valid, weights, normalize)
     if reduction == "none":
         return loss
     total = jnp.sum(loss)
     if reduction == "sum":
         return sum_across(total, axis_name)
-    total, count = sum_across((total, jnp.sum(mask, dtype=loss.dtype)), axis_name)
+    total, count = sum_across((total, count), axis_name)
     return safe_div(total, count)
 
 

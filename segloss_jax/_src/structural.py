@@ -124,6 +124,7 @@ def ssim_loss(
     logits: ArrayLike, labels: ArrayLike, *, window_size: int = 11, sigma: float = 1.5,
     activation: AnyActivation = "softmax", class_weights: ArrayLike | None = None,
     where: ArrayLike | None = None, ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: AxisName = None, reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""SSIM loss: one minus the structural similarity of each class map with its target.
@@ -161,6 +162,11 @@ def ssim_loss(
       class_weights: optional ``[C]`` weights scaling each class's terms.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's terms (not of the windows); no gradient
+        (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights (once
+        per class) instead of the number of valid elements.
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid elements (pixels × classes), ``"sum"`` or
@@ -191,7 +197,7 @@ def ssim_loss(
       functions for semantic segmentation", CIBCB 2020.
     """
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index)
+                  ignore_index=ignore_index, pixel_weights=pixel_weights)
     checks.check_reduction(reduction)
     taps = _check_window(inp, window_size, sigma)
     p, g = _masked_maps(inp)
@@ -202,7 +208,8 @@ def ssim_loss(
             / ((mu_p**2 + mu_g**2 + c1) * (var_p + var_g + c2)))
     ssim = jnp.moveaxis(ssim, 1, -1)
     loss = (1 - ssim) * inp.per_class(class_weights)
-    return reduce_pixels(loss, inp.valid, reduction, axis_name)
+    return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
+                         normalize=normalize_weights)
 
 
 @register()
