@@ -43,7 +43,7 @@ def _case(c, seed=0):
 # Every pixel-wise loss with the activation and keywords it is checked with.
 LOSSES = [
     ("cross_entropy", "softmax", {}),
-    ("cross_entropy", "softmax", {"label_smoothing": 0.1, "class_weights": [1.0, 2.0, 0.5]}),
+    ("cross_entropy", "softmax", {"label_smoothing": 0.1, "class_weights": (1.0, 2.0, 0.5)}),
     ("binary_cross_entropy", "sigmoid", {"pos_weight": 2.0}),
     ("weighted_cross_entropy", "sigmoid", {"beta": 2.0}),
     ("balanced_cross_entropy", "sigmoid", {}),
@@ -122,9 +122,9 @@ def test_binary_cross_entropy_averages_over_channels():
 def test_normalize_with_zero_weights_is_zero_with_zero_gradient():
     x, labels, _ = _case(3)
     zero = np.zeros(SHAPE)
-    value, grad = jax.value_and_grad(lambda x: sl.cross_entropy(
+    value, grad = jax.jit(jax.value_and_grad(lambda x: sl.cross_entropy(
         x, jnp.asarray(labels), ignore_index=IGNORE, pixel_weights=zero,
-        normalize_weights=True))(jnp.asarray(x, jnp.float32))
+        normalize_weights=True)))(jnp.asarray(x, jnp.float32))
     assert value == 0.0
     assert np.all(np.asarray(grad) == 0)
 
@@ -132,12 +132,12 @@ def test_normalize_with_zero_weights_is_zero_with_zero_gradient():
 def test_weights_carry_no_gradient_and_nan_weights_at_ignored_pixels_do_not_leak():
     x, labels, w = _case(3)
     w = np.where(labels == IGNORE, np.nan, w)
-    g_w = jax.grad(lambda w: sl.cross_entropy(jnp.asarray(x), jnp.asarray(labels),
-                                              ignore_index=IGNORE, pixel_weights=w))(
+    g_w = jax.jit(jax.grad(lambda w: sl.cross_entropy(jnp.asarray(x), jnp.asarray(labels),
+                                              ignore_index=IGNORE, pixel_weights=w)))(
         jnp.asarray(w, jnp.float32))
     assert np.all(np.asarray(g_w) == 0)
-    value, g_x = jax.value_and_grad(lambda x: sl.dice_ce_loss(
-        x, jnp.asarray(labels), ignore_index=IGNORE, pixel_weights=jnp.asarray(w)))(
+    value, g_x = jax.jit(jax.value_and_grad(lambda x: sl.dice_ce_loss(
+        x, jnp.asarray(labels), ignore_index=IGNORE, pixel_weights=jnp.asarray(w))))(
         jnp.asarray(x, jnp.float32))
     assert np.isfinite(value) and np.all(np.isfinite(np.asarray(g_x)))
 
@@ -146,9 +146,9 @@ def test_gradients_match_finite_differences():
     x, labels, w = _case(3)
     with jax.enable_x64(True):
         for fn in (sl.cross_entropy, sl.dice_focal_loss):
-            check_grads(lambda x, fn=fn: fn(x, jnp.asarray(labels), ignore_index=IGNORE,
-                                            pixel_weights=jnp.asarray(w),
-                                            normalize_weights=True),
+            check_grads(jax.jit(lambda x, fn=fn: fn(x, jnp.asarray(labels), ignore_index=IGNORE,
+                                                    pixel_weights=jnp.asarray(w),
+                                                    normalize_weights=True)),
                         (jnp.asarray(x),), order=1, modes=["rev"])
 
 
@@ -178,14 +178,15 @@ def test_compound_is_dice_plus_the_weighted_term(compound, term, act, kw):
                                                                       **kw, **pw)
         return whole, parts
 
+    def stacked(x, normalize):
+        return jnp.stack(both(x, jnp.asarray(labels), jnp.asarray(w), normalize))
+
     with jax.enable_x64(True):
         for normalize in (False, True):
-            fn = jax.jit(lambda x, i, normalize=normalize: both(
-                x, jnp.asarray(labels), jnp.asarray(w), normalize)[i])
-            np.testing.assert_allclose(fn(jnp.asarray(x), 0), fn(jnp.asarray(x), 1),
-                                       rtol=1e-12)
-            np.testing.assert_allclose(jax.grad(fn)(jnp.asarray(x), 0),
-                                       jax.grad(fn)(jnp.asarray(x), 1), rtol=1e-10, atol=1e-14)
+            values, grads = jax.jit(lambda x, n=normalize: (
+                stacked(x, n), jax.jacrev(stacked)(x, n)))(jnp.asarray(x))
+            np.testing.assert_allclose(values[0], values[1], rtol=1e-12)
+            np.testing.assert_allclose(grads[0], grads[1], rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("name,act", [("combo_loss", "softmax"), ("exp_log_loss", "sigmoid"),
@@ -197,15 +198,17 @@ def test_other_compounds_scale_their_pixel_term(name, act):
     x, labels, _ = _case(c, seed=6)
     labels = np.where(labels == IGNORE, IGNORE, labels % max(c, 2))
 
-    def f(a, normalize=False):
-        return _f64(getattr(sl, name), x, labels, activation=act, ignore_index=IGNORE,
-                    pixel_weights=np.full(SHAPE, a), normalize_weights=normalize)
+    def values(x, labels):
+        fn = functools.partial(getattr(sl, name), x, labels, activation=act,
+                               ignore_index=IGNORE)
+        return [fn()] + [fn(pixel_weights=jnp.full(SHAPE, a)) for a in (0.0, 1.0, 3.0)] + [
+            fn(pixel_weights=jnp.full(SHAPE, 3.0), normalize_weights=True)]
 
-    unweighted = _f64(getattr(sl, name), x, labels, activation=act, ignore_index=IGNORE)
-    np.testing.assert_allclose(f(1.0), unweighted, rtol=1e-12)
-    np.testing.assert_allclose(f(3.0) - f(1.0), 2 * (f(1.0) - f(0.0)), rtol=1e-9)
-    assert f(1.0) != f(0.0)
-    np.testing.assert_allclose(f(3.0, normalize=True), unweighted, rtol=1e-12)
+    unweighted, f0, f1, f3, f3_normalized = _f64(values, x, labels)
+    np.testing.assert_allclose(f1, unweighted, rtol=1e-12)
+    np.testing.assert_allclose(f3 - f1, 2 * (f1 - f0), rtol=1e-9)
+    assert f1 != f0
+    np.testing.assert_allclose(f3_normalized, unweighted, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- peers
@@ -270,11 +273,10 @@ def test_negative_weights_reported_under_checkify():
 DEVICES = 8
 
 
-@pytest.mark.parametrize("name,act", [("cross_entropy", "softmax"),
-                                      ("binary_cross_entropy", "sigmoid"),
-                                      ("topk_cross_entropy", "softmax"),
-                                      ("dice_ce_loss", "softmax")])
-@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("name,act,normalize", [("cross_entropy", "softmax", False),
+                                                ("binary_cross_entropy", "sigmoid", True),
+                                                ("topk_cross_entropy", "softmax", True),
+                                                ("dice_ce_loss", "softmax", True)])
 def test_axis_name_gives_the_single_device_value_and_gradient(name, act, normalize):
     if jax.device_count() < DEVICES:
         pytest.skip(f"needs {DEVICES} devices")

@@ -126,7 +126,7 @@ def check_where(where: chex.Array | None, pixel_shape: tuple[int, ...]) -> None:
     if _is_float(dtype):
         raise TypeError(
             f"`where` must be a bool or integer mask (non-zero = kept), got dtype {dtype}: a "
-            "weight map is not a mask. Threshold it, e.g. `where=mask > 0.5`, or use "
+            "weight map is not a mask. Threshold it, e.g. `where=mask > 0.5`, or "
             "pass the map as `pixel_weights` (the pixel-wise losses and compounds take it).")
     if not _is_int(dtype):
         raise TypeError(f"`where` must be a bool or integer mask, got dtype {dtype}.")

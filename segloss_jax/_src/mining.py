@@ -21,7 +21,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from segloss_jax._src import checks
+from segloss_jax._src import backend, checks
 from segloss_jax._src.inputs import prepare
 from segloss_jax._src.kernel import kernel
 from segloss_jax._src.pixelwise import categorical_ce, smoothed_target
@@ -317,13 +317,33 @@ def ohem_cross_entropy(
     if not isinstance(thresh, numbers.Real) or isinstance(thresh, bool):
         raise TypeError(f"`thresh` must be a Python number in [0, 1], got {thresh!r}.")
     checks.check_in_range("thresh", thresh, 0.0, 1.0)
-    # -log p_i, the unweighted cross-entropy: the ranking, and p_i < τ as ℓ_i > -log τ.
     ce = categorical_ce(inp, inp.target, unit_mass=inp.labels is not None)
-    cutoff = -math.log(thresh) if thresh > 0 else math.inf
-    share, m = top_share(ce, inp.valid, rule=("ohem", cutoff, int(min_kept)),
+    key, cutoff = _ohem_key(inp, ce, float(thresh))
+    share, m = top_share(key, inp.valid, rule=("ohem", cutoff, int(min_kept)),
                          per_image=False, axis_name=axis_name)
     if class_weights is not None:
         ce = categorical_ce(inp, smoothed_target(inp, 0.0, class_weights))
     ce, _ = weighted_terms(ce, inp.valid, inp.weights)
     return _reduce_selected(ce, share, m, inp.weights if normalize_weights else None,
                             reduction, axis_name)
+
+
+def _ohem_key(inp, ce: jax.Array, thresh: float) -> tuple[jax.Array, float]:
+    """A per-pixel value increasing with the cross-entropy ``ℓ = −log p_y``, and the
+    value above which ``p_y < thresh``.
+
+    Softmax with integer labels: the log-odds ``log((1 − p_y)/p_y)`` (``ℓ`` is its
+    softplus), as ``log Σ_{c≠y} e_c − log e_y`` from the shared ``e = exp(x − max x)``:
+    exact for confident pixels, where ``p_y`` rounds to 1 and ``ℓ = lse − x_y`` to 0
+    (their order is kept). Otherwise ``ℓ`` itself, with the cutoff ``−log thresh``.
+    """
+    if inp.activation == "softmax" and inp.labels is not None:
+        m, e = inp._softmax_exp
+        g = inp.target
+        # log Σ_{c≠y} e_c − log e_y, with log e_y = x_y − max x (no second log).
+        other = backend.class_sum(jnp.where(g > 0, 0, e))[..., 0]
+        key = jnp.log(other) - backend.class_sum(g * (inp.x - m))[..., 0]
+        cutoff = math.inf if thresh == 0 else -math.inf if thresh == 1 else math.log(
+            (1 - thresh) / thresh)
+        return key, cutoff
+    return ce, (-math.log(thresh) if thresh > 0 else math.inf)
