@@ -1295,6 +1295,7 @@ def rmi_loss(x, labels, valid, *, radius=3, pool="max", pool_size=3, weight=0.5,
     return weight * pixel + (1 - weight) * rmi if mix == "convex" else pixel + weight * rmi
 
 
+# --------------------------------------------------------------------------------------
 # Pixel weights and online hard example mining.
 # --------------------------------------------------------------------------------------
 
