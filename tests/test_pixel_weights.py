@@ -54,6 +54,7 @@ LOSSES = [
     ("poly_cross_entropy", "softmax", {}),
     ("poly_focal_loss", "sigmoid", {}),
     ("ssim_loss", "softmax", {"window_size": 3}),
+    ("nacl_loss", "softmax", {}),
 ]
 
 

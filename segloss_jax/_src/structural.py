@@ -385,6 +385,7 @@ def nacl_loss(
     kernel_size: int = 3, sigma: float = 1.0, distance: str = "l1",
     activation: SoftmaxOnly = "softmax", class_weights: ArrayLike | None = None,
     where: ArrayLike | None = None, ignore_index: int | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
     axis_name: AxisName = None, reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Neighbour-aware calibration loss (NACL): cross-entropy plus a penalty pulling each
@@ -437,6 +438,11 @@ def nacl_loss(
       class_weights: optional ``[C]`` weights scaling each class's terms.
       where: optional bool ``[B, *spatial]`` mask of pixels that count.
       ignore_index: integer label value treated as ``where=False``.
+      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
+        of each valid pixel's term (not of the window); no gradient
+        (:doc:`/conventions`).
+      normalize_weights: ``"mean"`` divides by the sum of the valid weights
+        instead of the number of valid pixels.
       axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
         are taken: the mean of the global batch (:doc:`/conventions`).
       reduction: ``"mean"`` over valid pixels, ``"sum"`` or ``"none"``.
@@ -465,7 +471,8 @@ def nacl_loss(
       penalty-based constraints", arXiv 2401.14487.
     """
     inp = prepare(logits, labels, activation=activation, where=where,
-                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxOnly))
+                  ignore_index=ignore_index, allowed_activations=activations_of(SoftmaxOnly),
+                  pixel_weights=pixel_weights)
     checks.check_reduction(reduction)
     checks.check_choice("distance", distance, ("l1", "l2"))
     checks.check_nonnegative("alpha", alpha)
@@ -478,4 +485,5 @@ def nacl_loss(
     ce = categorical_ce(inp, weights * inp.target,
                         unit_mass=class_weights is None and inp.labels is not None)
     penalty = jnp.mean(weights * dist, axis=-1)
-    return reduce_pixels(ce + alpha * penalty, inp.valid, reduction, axis_name)
+    return reduce_pixels(ce + alpha * penalty, inp.valid, reduction, axis_name,
+                         weights=inp.weights, normalize=normalize_weights)
