@@ -38,7 +38,13 @@ from segloss_jax._src.engine import (
     region_loss,
 )
 from segloss_jax._src.inputs import Inputs
-from segloss_jax._src.pixelwise import balanced_ce, binary_ce, categorical_ce, focal_terms
+from segloss_jax._src.pixelwise import (
+    balanced_ce,
+    binary_ce,
+    categorical_ce,
+    focal_terms,
+    smoothed_binary_target,
+)
 from segloss_jax._src.region.overlap import TP, dice_sums, dice_units
 from segloss_jax._src.registry import register
 from segloss_jax._src.types import (
@@ -77,18 +83,26 @@ def _set(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _cross_entropy_term(inp: Inputs, class_weights) -> jax.Array:
-    """Per-element binary or per-pixel categorical cross-entropy, weighted by class."""
+def _cross_entropy_term(inp: Inputs, class_weights, label_smoothing=None) -> jax.Array:
+    """Per-element binary or per-pixel categorical cross-entropy, weighted by class, on
+    targets smoothed by ``label_smoothing`` (``ε/2`` binary, ``ε/C`` categorical)."""
     weights = inp.per_class(class_weights)
     if _is_binary(inp):
-        return weights * binary_ce(inp)
-    return categorical_ce(inp, weights * inp.target,
+        target = None if label_smoothing is None else smoothed_binary_target(
+            inp.target, label_smoothing)
+        return weights * binary_ce(inp, target=target)
+    target = inp.target
+    if label_smoothing is not None:
+        target = (1 - label_smoothing) * target + label_smoothing / inp.num_classes
+    # Smoothing keeps Σ_c target_c = 1 at the pixels of integer labels.
+    return categorical_ce(inp, weights * target,
                           unit_mass=class_weights is None and inp.labels is not None)
 
 
 @register()
 def dice_ce_loss(
     logits: ArrayLike, labels: ArrayLike, *, lambda_dice: Scalar = 1.0, lambda_ce: Scalar = 1.0,
+    label_smoothing: float = 0.0,
     squared: bool = False, activation: AnyActivation = "softmax", smooth: Smooth = 1e-5,
     per_image: bool = False, include_background: bool = True, classes: ClassMode = "all",
     class_weights: ArrayLike | None = None, ignore_index: int | None = None,
@@ -122,10 +136,18 @@ def dice_ce_loss(
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       lambda_dice: weight :math:`\lambda_{\mathrm{dice}} \ge 0` of the Dice term.
       lambda_ce: weight :math:`\lambda_{\mathrm{ce}} \ge 0` of the cross-entropy.
+      label_smoothing: :math:`\varepsilon \in [0, 1]`, for the cross-entropy term
+        only: its targets are :math:`(1 - \varepsilon) g + \varepsilon / C` (over all
+        :math:`C` classes, whatever ``include_background``; binary:
+        :math:`+ \varepsilon / 2`); the Dice term keeps the raw targets.
       squared: Dice with :math:`\sum p^2 + \sum g^2` in the denominator.
 
     Returns:
       A float32 scalar (float64 for float64 inputs).
+
+    MONAI's ``DiceCELoss(softmax=True, label_smoothing=ε, batch=b)`` is
+    ``dice_ce_loss(label_smoothing=ε, per_image=not b)`` (MONAI ignores ``ε`` for
+    one channel).
 
     Matches MONAI ``DiceCELoss(softmax=True, to_onehot_y=True, batch=b,
     lambda_dice=a, lambda_ce=c)`` (``smooth_nr = smooth_dr = 1e-5``, no
@@ -153,12 +175,16 @@ def dice_ce_loss(
                             axis_name=axis_name)
     checks.check_nonnegative("lambda_dice", lambda_dice)
     checks.check_nonnegative("lambda_ce", lambda_ce)
+    checks.check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
     inp = options.prepare(logits, labels, pixel_weights=pixel_weights)
     cross_entropy = PixelTerm(
-        values=lambda i, params: _cross_entropy_term(i, params.get("class_weights")),
+        values=lambda i, params: _cross_entropy_term(i, params.get("class_weights"),
+                                                     params.get("label_smoothing")),
         combine=_mix("lambda_dice", "lambda_ce"), normalize=normalize_weights)
+    smoothing = None if isinstance(label_smoothing, (int, float)) and not label_smoothing \
+        else label_smoothing
     return _with_dice(inp, options, squared, cross_entropy,
-                      _set(lambda_dice=lambda_dice, lambda_ce=lambda_ce))
+                      _set(lambda_dice=lambda_dice, lambda_ce=lambda_ce, label_smoothing=smoothing))
 
 
 @register()

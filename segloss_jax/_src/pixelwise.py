@@ -54,15 +54,16 @@ __all__ = [
 _BINARY = activations_of(SigmoidActivation)
 
 
-def binary_ce(inp: Inputs, pos_weight=None, neg_weight=None) -> jax.Array:
+def binary_ce(inp: Inputs, pos_weight=None, neg_weight=None, target=None) -> jax.Array:
     """Per-element ``-(w⁺ g log p + w⁻ (1 - g) log(1 - p))``, ``[B, *spatial, C]``.
 
-    Weights default to 1. For sigmoid, with ``log p = x - softplus(x)`` and
+    Weights default to 1; the target ``g`` to ``inp.target``. For sigmoid, with
+    ``log p = x - softplus(x)`` and
     ``log(1 - p) = -softplus(x)``, this is ``(w⁺ g + w⁻ (1 - g)) softplus(x) - w⁺ g x``:
     one softplus, finite for every finite logit, and for unit weights simply
     ``softplus(x) - g x`` (faster than optax's form, see benchmarks/RESULTS.md).
     """
-    g = inp.target
+    g = inp.target if target is None else target
     if inp.activation == "sigmoid" and pos_weight is None and neg_weight is None:
         return inp.softplus - g * inp.x
     pos = g if pos_weight is None else pos_weight * g
@@ -89,6 +90,7 @@ def categorical_ce(inp: Inputs, weighted_target: jax.Array, *, unit_mass: bool =
 @register()
 def binary_cross_entropy(
     logits: chex.Array, labels: chex.Array, *, pos_weight: chex.Numeric | None = None,
+    label_smoothing: float = 0.0,
     activation: SigmoidActivation = "sigmoid", class_weights: chex.Array | None = None,
     where: chex.Array | None = None, ignore_index: int | None = None,
     pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
@@ -100,8 +102,10 @@ def binary_cross_entropy(
 
        \ell = -w_c \left[ w^{+}\, g \log \sigma(x) + (1 - g) \log(1 - \sigma(x)) \right]
 
-    with :math:`x` the logit, :math:`g \in [0, 1]` the target, :math:`w^{+}` the
-    ``pos_weight`` and :math:`w_c` the class weight of the channel. It is computed
+    with :math:`x` the logit, :math:`g \in [0, 1]` the target (label-smoothed to
+    :math:`(1 - \varepsilon) g + \varepsilon / 2` by ``label_smoothing``
+    :math:`\varepsilon`), :math:`w^{+}` the ``pos_weight`` and :math:`w_c` the class
+    weight of the channel. It is computed
     as :math:`(w^{+} g + 1 - g)\,\mathrm{softplus}(x) - w^{+} g\, x` (using
     :math:`\log\sigma(x) = x - \mathrm{softplus}(x)` and
     :math:`\log(1 - \sigma(x)) = -\mathrm{softplus}(x)`), finite for every finite
@@ -113,6 +117,8 @@ def binary_cross_entropy(
       labels: integer ``[B, *spatial]`` (``C == 1``: 0/1 foreground; ``C > 1``:
         class indices, one-hot encoded) or dense ``[B, *spatial, C]`` in ``[0, 1]``.
       pos_weight: scalar or ``[C]`` factor of the positive term (``None``: 1).
+      label_smoothing: :math:`\varepsilon \in [0, 1]`: targets move to
+        :math:`\varepsilon / 2` and :math:`1 - \varepsilon / 2`.
       activation: ``"sigmoid"`` or ``None`` (inputs are probabilities; logs are
         clamped at the smallest normal float, like PyTorch's ``BCELoss``).
       class_weights: optional ``[C]`` non-negative per-channel weights.
@@ -131,7 +137,10 @@ def binary_cross_entropy(
       pixels). Float32 (float64 for float64 inputs).
 
     Matches ``torch.nn.BCEWithLogitsLoss(pos_weight=...)`` and
-    ``optax.losses.sigmoid_binary_cross_entropy`` (mean over elements).
+    ``optax.losses.sigmoid_binary_cross_entropy`` (mean over elements). smp's
+    ``SoftBCEWithLogitsLoss(smooth_factor=s)`` smooths to :math:`s` and :math:`1 - s`:
+    ``label_smoothing=2 * s``, and it divides by every element, ignored ones too
+    (``reduction="sum"`` divided by ``logits.size`` reproduces it).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -150,7 +159,7 @@ def binary_cross_entropy(
     checks.check_reduction(reduction)
     if pos_weight is not None:
         pos_weight = inp.per_class(pos_weight, "pos_weight", scalar=True)
-    loss = binary_ce(inp, pos_weight)
+    loss = binary_ce(inp, pos_weight, target=smoothed_binary_target(inp.target, label_smoothing))
     if class_weights is not None:
         loss = loss * inp.per_class(class_weights)
     return reduce_pixels(loss, inp.valid, reduction, axis_name, weights=inp.weights,
@@ -285,6 +294,14 @@ def balanced_ce(inp: Inputs, beta, axis_name: Hashable | None = None) -> jax.Arr
         checks.check_in_range("beta", beta, 0.0, 1.0)
     beta = inp.per_class(beta, "beta", scalar=True)
     return binary_ce(inp, beta, 1 - beta)
+
+
+def smoothed_binary_target(target: jax.Array, label_smoothing) -> jax.Array:
+    """``(1 - ε) g + ε / 2``, the smoothed target of a binary cross-entropy."""
+    checks.check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    if isinstance(label_smoothing, (int, float)) and not label_smoothing:
+        return target
+    return (1 - label_smoothing) * target + label_smoothing / 2
 
 
 @register()
