@@ -21,6 +21,7 @@ same on every device and equals the single-device value.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +46,13 @@ from segloss_jax._src.pixelwise import (
     focal_terms,
     smoothed_binary_target,
 )
-from segloss_jax._src.region.overlap import TP, dice_sums, dice_units
+from segloss_jax._src.region.overlap import (
+    TP,
+    GDLWeighting,
+    dice_sums,
+    dice_units,
+    generalized_dice_units,
+)
 from segloss_jax._src.registry import register
 from segloss_jax._src.types import (
     AnyActivation,
@@ -56,7 +63,8 @@ from segloss_jax._src.types import (
     Smooth,
 )
 
-__all__ = ["dice_ce_loss", "dice_focal_loss", "combo_loss", "exp_log_loss", "unified_focal_loss"]
+__all__ = ["dice_ce_loss", "dice_focal_loss", "generalized_dice_focal_loss", "combo_loss",
+           "exp_log_loss", "unified_focal_loss"]
 
 
 def _is_binary(inp: Inputs) -> bool:
@@ -266,6 +274,116 @@ def dice_focal_loss(
         combine=_mix("lambda_dice", "lambda_focal"), normalize=normalize_weights)
     return _with_dice(inp, options, squared, focal, _set(
         lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma, alpha=alpha))
+
+
+@register()
+def generalized_dice_focal_loss(
+    logits: ArrayLike, labels: ArrayLike, *, lambda_gdl: Scalar = 1.0,
+    lambda_focal: Scalar = 1.0, gamma: Scalar = 2.0, weighting: GDLWeighting = "square",
+    focal_activation: AnyActivation = None, activation: AnyActivation = "softmax",
+    smooth: Smooth = 1e-5, per_image: bool = False, include_background: bool = True,
+    classes: ClassMode = "all", class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None, where: ArrayLike | None = None,
+    pixel_weights: ArrayLike | None = None, normalize_weights: bool = False,
+    axis_name: AxisName = None,
+) -> jax.Array:
+    r"""Generalized Dice plus focal loss, as MONAI's ``GeneralizedDiceFocalLoss``.
+
+    .. math::
+
+       L = \lambda_{\mathrm{gdl}}\, L_{\mathrm{GDL}}
+         + \lambda_{\mathrm{focal}}\, L_{\mathrm{focal}}
+
+    with :math:`L_{\mathrm{GDL}}` = :func:`~segloss_jax.generalized_dice_loss`
+    (Sudre et al.'s pooled score, ``weighting``, its mean over the units) and
+    :math:`L_{\mathrm{focal}}` = :func:`~segloss_jax.focal_loss` (``gamma``, no
+    ``alpha``) reduced with ``"mean"``, both in one sweep with one fused backward
+    pass (as :func:`dice_focal_loss`). ``focal_activation`` chooses the focal term's
+    activation: ``None`` uses ``activation``; ``"sigmoid"`` a per-channel sigmoid of
+    the logits against the one-hot target, the mean over valid elements (MONAI's
+    choice, also with ``softmax=True``); ``"softmax"`` the categorical focal loss.
+
+    Keyword routing: the region keywords (``smooth``, ``per_image``,
+    ``include_background``, ``classes``) go to the generalized Dice term;
+    ``include_background=False`` also drops channel 0 from the focal term (its
+    element, or its class term; the mean of a sigmoid focal term then runs over the
+    other channels' elements). ``class_weights`` weigh the focal term only
+    (MONAI's ``weight``), not the generalized Dice weights; ``pixel_weights`` and
+    ``normalize_weights`` weigh the focal term only, as in
+    :func:`~segloss_jax.cross_entropy`. ``activation``, ``ignore_index``,
+    ``where`` and ``axis_name`` apply to both terms.
+
+    Empty masks: as :func:`~segloss_jax.generalized_dice_loss` for its term; the
+    focal term needs none.
+
+    Args:
+      logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
+      labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
+      lambda_gdl: weight of the generalized Dice term, ``>= 0``.
+      lambda_focal: weight of the focal term, ``>= 0``.
+      gamma: focusing parameter :math:`\gamma \ge 0` of the focal term.
+      weighting: ``"square"`` (default), ``"simple"`` or ``"uniform"`` (MONAI's
+        ``w_type``).
+      focal_activation: ``None``, ``"sigmoid"`` or ``"softmax"``, see above.
+
+    Returns:
+      A float32 scalar (float64 for float64 inputs).
+
+    MONAI ``GeneralizedDiceFocalLoss(softmax=True, to_onehot_y=True, batch=b,
+    w_type=t, gamma=γ, weight=w, lambda_gdl=a, lambda_focal=f)`` is
+    ``generalized_dice_focal_loss(activation="softmax", focal_activation="sigmoid",
+    per_image=not b, weighting=t, gamma=γ, class_weights=w, lambda_gdl=a,
+    lambda_focal=f)`` (MONAI's default ``batch=False`` is ``per_image=True``). Its
+    ``reduction="sum"`` adds the per-image generalized Dice losses and the
+    spatial means of the focal term over images and kept channels: with ``B``
+    images and ``C'`` kept channels, ``lambda_gdl=a·B`` (``per_image=True``) and
+    ``lambda_focal=f·B·C'`` here.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import segloss_jax as sl
+      >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]])
+      >>> labels = jnp.array([[0, 1, 1]])
+      >>> print(f"{sl.generalized_dice_focal_loss(logits, labels):.4f}")
+      0.4869
+
+    References:
+      Sudre, Li, Vercauteren, Ourselin & Cardoso, "Generalised Dice overlap as a
+      deep learning loss function for highly unbalanced segmentations", DLMIA 2017;
+      Lin et al., "Focal loss for dense object detection", ICCV 2017.
+    """
+    options = RegionOptions(activation=activation, smooth=smooth, per_image=per_image,
+                            include_background=include_background, classes=classes,
+                            ignore_index=ignore_index, where=where, axis_name=axis_name)
+    checks.check_nonnegative("lambda_gdl", lambda_gdl)
+    checks.check_nonnegative("lambda_focal", lambda_focal)
+    checks.check_nonnegative("gamma", gamma)
+    checks.check_choice("weighting", weighting, typing.get_args(GDLWeighting))
+    checks.check_choice("focal_activation", focal_activation, (None, "sigmoid", "softmax"))
+    inp = options.prepare(logits, labels, pixel_weights=pixel_weights)
+    checks.check_class_weights(class_weights, inp.num_classes)
+    focal_act = inp.activation if focal_activation is None else focal_activation
+    checks.check_activation(focal_act, inp.num_classes)
+    drop_background = not include_background and inp.num_classes > 1
+
+    def focal(i: Inputs, params: Params) -> jax.Array:
+        if focal_act != i.activation:
+            i = Inputs(i.x, i.target, i.valid, i.labels, focal_act)
+        weights = params.get("focal_weights")
+        if drop_background:
+            keep = (jnp.arange(i.num_classes) > 0).astype(i.dtype)
+            weights = keep if weights is None else weights * keep
+        terms = focal_terms(i, params["gamma"], None, weights)
+        # Sigmoid terms are per element: the mean runs over the kept channels only.
+        return terms[..., 1:] if drop_background and terms.ndim == i.x.ndim else terms
+
+    focal_term = PixelTerm(values=focal, combine=_mix("lambda_gdl", "lambda_focal"),
+                           normalize=normalize_weights)
+    return region_loss(inp, options, sums=TP, pooled=True, pixel=focal_term,
+                       unit_loss=lambda s, params, keep: generalized_dice_units(
+                           s, params, keep, weighting=weighting),
+                       params=_set(lambda_gdl=lambda_gdl, lambda_focal=lambda_focal,
+                                   gamma=gamma, focal_weights=class_weights))
 
 
 def _check_focal_alpha(inp: Inputs, alpha) -> None:
