@@ -6,7 +6,8 @@ everything else keyword-only); the rules here:
 * Every parameter and every return value of a public function or method is annotated.
 * A compound loss names the weight of each term ``lambda_<term>`` (MONAI's
   ``lambda_dice``/``lambda_ce``), ``<term>`` the registry name of the term's loss
-  (``ce`` for cross-entropy, as MONAI); no other parameter starts with ``lambda``.
+  (``ce`` for cross-entropy and ``gdl`` for the generalized Dice, as MONAI); no other
+  parameter starts with ``lambda``.
 * One name per idea, anywhere in the public API: per-class weights are
   ``class_weights``, smoothing constants ``smooth`` (a scalar or a pair), target
   smoothing ``label_smoothing``. Hence no ``weight``, ``w_dice``, ``w_ce``,
@@ -60,11 +61,14 @@ SIGNATURES = _signatures()
 MIXES = {
     "dice_ce_loss": {"lambda_dice", "lambda_ce"},
     "dice_focal_loss": {"lambda_dice", "lambda_focal"},
+    "generalized_dice_focal_loss": {"lambda_gdl", "lambda_focal"},
     "combo_loss": {"lambda_ce", "lambda_dice"},
     "exp_log_loss": {"lambda_dice", "lambda_ce"},
     "unified_focal_loss": {"lambda_focal", "lambda_focal_tversky"},
     "dice_cldice_loss": {"lambda_dice", "lambda_cldice"},
 }
+# MONAI's short names of terms: cross-entropy, generalized Dice.
+ABBREVIATIONS = {"ce", "gdl"}
 FORBIDDEN = {"weight", "w_dice", "w_ce", "eps", "hyper", "q", "class_weight", "smoothing",
              "smooth_nr", "smooth_dr"}
 ALLOWED = {"weights": {"deep_supervision", "combine"},
@@ -147,7 +151,7 @@ def test_mixing_weights_are_lambda_term(name):
     assert lambdas == MIXES.get(fn_name, set()), fn_name
     for weight in lambdas:
         term = re.fullmatch(r"lambda_([a-z_]+)", weight)
-        assert term and term[1] in {*LOSSES, "ce"}, f"{fn_name}: {weight} names no loss"
+        assert term and term[1] in {*LOSSES, *ABBREVIATIONS}, f"{fn_name}: {weight} names no loss"
     if loss_info(name).kind == "compound":
         assert fn_name in MIXES, f"{fn_name}: a compound loss with no mixing weights listed"
 
