@@ -1,6 +1,6 @@
 """Benchmark: pixel weights, online hard example mining and the MONAI compounds.
 
-Run ``python -m benchmarks.bench_weights`` (``--reps N``, ``--only pixel|ohem|monai``).
+Run ``python -m benchmarks.bench_weights`` (``--reps N``, ``--only pixel|ohem|unet|monai``).
 Medians of interleaved runs (``benchmarks.timing``), each candidate compiled and warmed
 up first; every row is ``jit(value_and_grad)`` (fwd+bwd) of a scalar loss. Rows:
 
@@ -8,6 +8,9 @@ up first; every row is ``jit(value_and_grad)`` (fwd+bwd) of a scalar loss. Rows:
   ``pixel_weights`` (and ``normalize_weights=True``): the cost of the weights.
 * ``ohem_cross_entropy`` (HRNet's defaults ``thresh=0.7``, ``min_kept=100000``) against
   optax's softmax cross-entropy at ``[8, 256, 256, 4]`` and ``[8, 256, 256, 19]``.
+* ``unet_weight_map`` of ``[8, 256, 256]`` instance maps with 20 instances per image
+  (``jit``, ``max_instances=20``) against scipy's ``distance_transform_edt`` looped over
+  the instances of every image (the usual data-pipeline computation).
 * ``generalized_dice_focal_loss`` against MONAI's ``GeneralizedDiceFocalLoss`` (torch,
   CPU, one process, forward and backward) at ``[8, 256, 256, 4]``, when MONAI is
   installed.
@@ -83,6 +86,41 @@ def bench_ohem(reps: int) -> None:
         _ohem_rows(c, reps)
 
 
+def _discs(rng: np.random.Generator, shape=(8, 256, 256), count=20) -> np.ndarray:
+    """Instance maps: ``count`` random discs per image, later discs over earlier ones."""
+    yy, xx = np.mgrid[: shape[1], : shape[2]]
+    out = np.zeros(shape, np.int32)
+    for b in range(shape[0]):
+        for k in range(1, count + 1):
+            cy, cx, r = rng.integers(0, shape[1]), rng.integers(0, shape[2]), rng.integers(6, 20)
+            out[b][(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = k
+    return out
+
+
+def _scipy_weight_map(instances: np.ndarray, w0=10.0, sigma=5.0) -> np.ndarray:
+    import scipy.ndimage as ndi
+
+    out = np.zeros(instances.shape, np.float32)
+    for b, image in enumerate(instances):
+        ids = [k for k in np.unique(image) if k > 0]
+        d = np.sort(np.stack([ndi.distance_transform_edt(image != k) for k in ids]), axis=0)
+        border = w0 * np.exp(-np.square(d[0] + d[1]) / (2 * sigma**2)) * (image == 0)
+        out[b] = 1.0 + border
+    return out
+
+
+def bench_unet(reps: int) -> None:
+    instances = _discs(np.random.default_rng(0))
+    present = max(len(np.unique(im[im > 0])) for im in instances)
+    ours = jax.jit(lambda i: sl.unet_weight_map(i, max_instances=present))
+    device = jnp.asarray(instances)
+    np.testing.assert_allclose(ours(device), _scipy_weight_map(instances), rtol=1e-5, atol=1e-5)
+    times = median_times({"scipy EDT per instance (loop)": lambda: _scipy_weight_map(instances),
+                          "`unet_weight_map`": lambda: ours(device)}, reps)
+    _report(f"U-Net weight map, `[8, 256, 256]`, {present} instances per image", times,
+            "scipy EDT per instance (loop)")
+
+
 def bench_monai(reps: int) -> None:
     try:
         import torch
@@ -114,10 +152,11 @@ def bench_monai(reps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--only", choices=("pixel", "ohem", "monai"), default=None)
+    parser.add_argument("--only", choices=("pixel", "ohem", "unet", "monai"), default=None)
     args = parser.parse_args()
     print(f"jax {jax.__version__}, backend {jax.default_backend()}")
-    for name, bench in (("pixel", bench_pixel), ("ohem", bench_ohem), ("monai", bench_monai)):
+    for name, bench in (("pixel", bench_pixel), ("ohem", bench_ohem), ("unet", bench_unet),
+                        ("monai", bench_monai)):
         if args.only in (None, name):
             bench(args.reps)
 

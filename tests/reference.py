@@ -1338,3 +1338,25 @@ def ohem_cross_entropy(logits, labels, valid, thresh=0.7, min_kept=100000, class
     threshold = max(min_value, thresh)
     kept = losses[pred < threshold]
     return kept.mean() if kept.size else 0.0
+
+
+def unet_weight_map(instances, w0=10.0, sigma=5.0, class_weights=(1.0, 1.0), sampling=None):
+    """Ronneberger et al. 2015, eq. 2, with scipy's distance transforms looped over the
+    instances of each image: ``w_c + w0·exp(−(d1 + d2)²/(2σ²))`` on the background."""
+    out = np.zeros(instances.shape)
+    for b, image in enumerate(instances):
+        ids = [k for k in np.unique(image) if k > 0]
+        background = image == 0
+        if class_weights == "balanced":
+            n = {True: background.sum(), False: (~background).sum()}
+            rarest = min(v for v in n.values() if v > 0)
+            w_c = np.where(background, rarest / max(n[True], 1), rarest / max(n[False], 1))
+        else:
+            w_c = np.where(background, class_weights[0], class_weights[1])
+        border = np.zeros(image.shape)
+        if len(ids) >= 2:
+            d = np.sort(np.stack([ndi.distance_transform_edt(image != k, sampling=sampling)
+                                  for k in ids]), axis=0)
+            border = w0 * np.exp(-np.square(d[0] + d[1]) / (2 * sigma**2)) * background
+        out[b] = w_c + border
+    return out

@@ -61,7 +61,7 @@ FAMILIES: tuple[Family, ...] = (
             "CalibrationErrorMetric")),
     Family("helpers", "Registry and helpers",
            "Look losses up by name, combine them, derive class weights.",
-           ("get_loss", "list_losses", "combine", "inverse_frequency_weights",
+           ("get_loss", "list_losses", "combine", "inverse_frequency_weights", "unet_weight_map",
             "deep_supervision")),
 )
 
