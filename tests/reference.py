@@ -1208,6 +1208,7 @@ def sun_boundary_dou(probs_cf, labels, n_classes):
     return total / n_classes
 
 
+# --------------------------------------------------------------------------------------
 # Region mutual information (Zhao et al. 2019; ZJULearning/RMI's RMILoss), 2D, sigmoid.
 # --------------------------------------------------------------------------------------
 
@@ -1360,3 +1361,53 @@ def unet_weight_map(instances, w0=10.0, sigma=5.0, class_weights=(1.0, 1.0), sam
             border = w0 * np.exp(-np.square(d[0] + d[1]) / (2 * sigma**2)) * background
         out[b] = w_c + border
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Erosion-based Hausdorff loss (Karimi & Salcudean; kornia's HausdorffERLoss).
+# --------------------------------------------------------------------------------------
+
+
+def hausdorff_er_map(probs_, target, valid, alpha=2.0, iterations=10):
+    """``Σ_{i=1..K} i^α E_i`` per image and channel, channels-last ``[B, *S, C]``:
+    ``E_0 = (p − g)²``, ``D = (cross ⋆ E)/(2d + 1)`` (scipy, zero outside),
+    ``E = max(D − ½, 0)`` where ``D ≥ ½``, min-max normalised over the valid elements of
+    each (image, channel) when max > min; excluded elements are 0 throughout."""
+    p, g = np.asarray(probs_, np.float64), np.asarray(target, np.float64)
+    d = p.ndim - 2
+    cross = ndi.generate_binary_structure(d, 1).astype(np.float64) / (2 * d + 1)
+    out = np.zeros(p.shape)
+    for b in range(p.shape[0]):
+        v = np.asarray(valid[b], bool)
+        for c in range(p.shape[-1]):
+            e = np.where(v, (p[b, ..., c] - g[b, ..., c]) ** 2, 0.0)
+            for i in range(1, iterations + 1):
+                blurred = ndi.correlate(e, cross, mode="constant", cval=0.0)
+                e = np.where(blurred >= 0.5, blurred - 0.5, 0.0)
+                lo, hi = (e[v].min(), e[v].max()) if v.any() else (0.0, 0.0)
+                if hi > lo:
+                    e = (e - lo) / (hi - lo)
+                e = np.where(v, e, 0.0)
+                out[b, ..., c] += i**alpha * e
+    return out
+
+
+def hausdorff_er_loss(logits, labels, *, activation="softmax", alpha=2.0, iterations=10,
+                      include_background=True, where=None, ignore_index=None, reduction="mean"):
+    """:func:`hausdorff_er_map` of the kept channels, its mean over the valid elements
+    (``"sum"``: the sum; ``"none"``: the map, a dropped background 0)."""
+    logits = np.asarray(logits, np.float64)
+    valid = valid_mask(labels, logits.shape[:-1], where, ignore_index)
+    p, g = probs(logits, activation), one_hot(labels, logits.shape[-1])
+    total = hausdorff_er_map(p, g, valid, alpha, iterations)
+    if not include_background and logits.shape[-1] > 1:
+        total[..., 0] = 0.0
+        valid_elements = valid.sum() * (logits.shape[-1] - 1)
+    else:
+        valid_elements = valid.sum() * logits.shape[-1]
+    if reduction == "none":
+        return total
+    if reduction == "sum":
+        return total.sum()
+    return total.sum() / max(valid_elements, 1)
+

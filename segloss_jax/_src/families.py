@@ -43,7 +43,8 @@ FAMILIES: tuple[Family, ...] = (
            ("distance_transform_edt", "signed_distance")),
     Family("boundary", "Boundary losses",
            "Losses weighted by distances to the target or predicted boundary.",
-           ("boundary_loss", "hausdorff_dt_loss", "shape_aware_loss", "target_distance_map")),
+           ("boundary_loss", "hausdorff_dt_loss", "log_hausdorff_dt_loss", "hausdorff_er_loss",
+            "shape_aware_loss", "target_distance_map")),
     Family("topology", "Topology losses",
            "Skeleton-based losses that keep thin structures connected (clDice, Skeleton "
            "Recall), and exact skeletons inside the compiled step.",

@@ -37,6 +37,9 @@ gradient of ``jnp.minimum``), and the axis order of :func:`dilate` makes its
 winner the first of the box in row-major order. So the gradients are those
 of autodiff of the plain ``reduce_window`` formulation, ties included.
 
+:func:`cross_sum` sums each element's cross (zero outside the image) as shifted
+slices; it is self-adjoint, so a hand-written backward pass applies it to the cotangent.
+
 :func:`contour` marks the mask elements with a face neighbour outside the
 mask (4-connectivity in 2D, 6 in 3D). What lies beyond the image border is
 either outside the mask (the surface of the surface-distance metrics, scipy's
@@ -237,6 +240,31 @@ def _filter_bwd(taps, axes, padding, adjoint, _, ct):
 
 
 _filter.defvjp(_filter_fwd, _filter_bwd)
+
+
+# --- the cross stencil -------------------------------------------------------------------
+
+
+def _neighbours(x: jax.Array, axis: int) -> jax.Array:
+    """``x[i − 1] + x[i + 1]`` along ``axis``, zero outside: shifted slices, no padded copy."""
+    if x.shape[axis] == 1:
+        return jnp.zeros_like(x)
+    return _three(x, axis, lambda s: s(x, 1), lambda s: s(x, -1) + s(x, 1),
+                  lambda s: s(x, -1))
+
+
+def cross_sum(x: jax.Array, spatial_ndim: int) -> jax.Array:
+    """The sum over each element's cross: itself and its ``2·spatial_ndim`` face neighbours,
+    zero outside the image (``scipy.ndimage.correlate`` with the plus-shaped footprint and
+    ``mode="constant"``): shifted slices, one fused pass, no padded copy. ``x`` is floating
+    ``[..., *spatial]``; same shape and dtype out. Linear and self-adjoint (the zero-padded
+    cross is a symmetric matrix): a hand-written backward pass applies it to the cotangent
+    (as :func:`~segloss_jax.hausdorff_er_loss`'s does); autodiff of it works too.
+    """
+    x = jnp.asarray(x)
+    check_spatial_ndim(x, spatial_ndim)
+    axes = spatial_axes(x.ndim, spatial_ndim)
+    return functools.reduce(lax.add, [_neighbours(x, axis) for axis in axes], x)
 
 
 # --- min/max pooling ---------------------------------------------------------------------
