@@ -28,9 +28,11 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Two workers: the suite is dominated by single-threaded XLA compilation.
+# Two workers: the suite is dominated by single-threaded XLA compilation. The contract
+# tests of one loss share compiled programs and form one xdist group (--dist loadgroup
+# keeps a group on one worker; every other test is scheduled on its own).
 test: lint
-	$(PY) -m pytest -q -n 2 tests segloss_jax --doctest-modules
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests segloss_jax --doctest-modules
 
 # The floors that pyproject.toml promises (pinned in constraints-oldest.txt), in a
 # virtualenv of its own (.venv keeps the newest): code that needs a newer jax, chex,
@@ -49,7 +51,7 @@ test-oldest-smoke: $(STAMP_OLDEST)
 # The whole suite at the floors, with the example and framework extras on top.
 test-oldest: $(STAMP_OLDEST)
 	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e ".[dev,examples,integrations]"
-	$(PY_OLDEST) -m pytest -q -n 2 tests segloss_jax --doctest-modules
+	$(PY_OLDEST) -m pytest -q -n 2 --dist loadgroup tests segloss_jax --doctest-modules
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
