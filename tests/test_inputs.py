@@ -78,12 +78,12 @@ def test_sigmoid_fields_are_accurate_everywhere():
     for name, expected, slope in zip(fields, (p, q, softplus), (p * q, -p * q, p), strict=True):
         np.testing.assert_allclose(getattr(inputs.Inputs(x, None, None, None, "sigmoid"), name),
                                    expected, rtol=1e-6, atol=0)
-        got = jax.vmap(jax.grad(lambda z, name=name: getattr(
-            inputs.Inputs(z, None, None, None, "sigmoid"), name)))(x)
+        got = jax.jit(jax.vmap(jax.grad(lambda z, name=name: getattr(
+            inputs.Inputs(z, None, None, None, "sigmoid"), name))))(x)
         # atol: σ(50)(1 - σ(50)) ≈ 2e-22 rounds to 0 in float32 through σ(50) = 1.
         np.testing.assert_allclose(got, slope, rtol=1e-6, atol=1e-20)
     with jax.enable_x64(True):
-        for name in fields:
-            check_grads(lambda z, name=name: getattr(
-                inputs.Inputs(z, None, None, None, "sigmoid"), name),
+        for name in fields:  # jitted: a few programs instead of many eager operations
+            check_grads(jax.jit(lambda z, name=name: getattr(
+                inputs.Inputs(z, None, None, None, "sigmoid"), name)),
                 (jnp.array([-3.0, -0.2, 0.0, 0.7, 5.0], jnp.float64),), order=2)
