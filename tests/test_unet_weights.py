@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference as ref
@@ -30,7 +29,8 @@ def _instances(shape, seed=0):
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"w0": 5.0, "sigma": 2.0, "class_weights": (0.5, 2.0)},
-                                    {"class_weights": "balanced", "sampling": (1.0, 1.5)}])
+                                    {"class_weights": "balanced", "sampling": (1.0, 1.5)},
+                                    {"sigma": 1.0, "sampling": (1.0, 0.7)}])
 def test_matches_scipy_2d(kwargs):
     instances = _instances((4, 24, 20))
     got = sl.unet_weight_map(instances, **kwargs)
@@ -45,6 +45,20 @@ def test_matches_scipy_3d_under_jit():
                                                max_instances=k))(instances)
     want = ref.unet_weight_map(instances, sigma=2.0, sampling=(2.0, 1.0, 1.0))
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+
+
+def test_transform_within_reach_is_exact_there():
+    """The truncated transform behind small σ: scipy's distances wherever they are within
+    the reach along each axis, larger than the reach elsewhere."""
+    from segloss_jax._src.distance import batched_edt_within
+
+    masks = _instances((2, 40, 36), seed=2) == 0  # distances to the nearest instance
+    assert not masks.all(axis=(1, 2)).any()
+    got = np.asarray(batched_edt_within(masks, spatial_ndim=2, reach=(5, 5)))
+    want = np.stack([ndi.distance_transform_edt(m) for m in masks])
+    near = want <= 5
+    np.testing.assert_allclose(got[near], want[near], rtol=1e-6)
+    assert np.all(got[~near] > 5)
 
 
 def test_too_many_instances_reported_under_checkify():

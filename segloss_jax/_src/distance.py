@@ -176,6 +176,21 @@ def batched_edt(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling = Non
     return _edt(masks, checked_spacing(sampling, masks, spatial_ndim), spatial_ndim=spatial_ndim)
 
 
+def batched_edt_within(masks: jax.Array, *, spatial_ndim: int, sampling: Sampling = None,
+                       reach: tuple[int, ...]) -> jax.Array:
+    """:func:`batched_edt`, exact where the distance is at most ``reach[k]`` steps along
+    every spatial axis ``k`` (and larger than that elsewhere, not exact).
+
+    The min-plus passes then look ``reach[k]`` elements each way instead of along the
+    whole line: ``2·reach + 1`` updates per element instead of ``n``. Internal: for maps
+    that only need short distances (U-Net's border weights).
+    """
+    masks = jnp.asarray(masks)
+    check_spatial_ndim(masks, spatial_ndim, "masks")
+    return _edt(masks, checked_spacing(sampling, masks, spatial_ndim), spatial_ndim=spatial_ndim,
+                reach=reach)
+
+
 def batched_signed_distance(
     masks: jax.Array, *, spatial_ndim: int, sampling: Sampling = None
 ) -> jax.Array:
@@ -196,10 +211,11 @@ def batched_signed_distance(
 
 
 @kernel
-def _edt(masks: jax.Array, spacing: jax.Array, *, spatial_ndim: int) -> jax.Array:
+def _edt(masks: jax.Array, spacing: jax.Array, *, spatial_ndim: int,
+         reach: tuple[int, ...] | None = None) -> jax.Array:
     fg = masks.astype(bool)
     spatial = masks.shape[masks.ndim - spatial_ndim :]
-    sq = _squared_edt(fg, spacing, spatial_ndim)
+    sq = _squared_edt(fg, spacing, spatial_ndim, reach)
     has_zero = jnp.any(~fg, axis=spatial_axes(fg.ndim, spatial_ndim), keepdims=True)
     border = _border_distance(spatial, spacing)
     border = border.reshape((1,) * (fg.ndim - spatial_ndim) + spatial)
@@ -218,10 +234,12 @@ def _signed(masks: jax.Array, spacing: jax.Array, *, spatial_ndim: int) -> jax.A
     return lax.stop_gradient(jnp.where(has_boundary, phi, jnp.zeros((), phi.dtype)))
 
 
-def _squared_edt(fg: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Array:
+def _squared_edt(fg: jax.Array, spacing: jax.Array, spatial_ndim: int,
+                 reach: tuple[int, ...] | None = None) -> jax.Array:
     """Squared distances to the nearest ``False`` over the last ``spatial_ndim`` axes.
 
-    Elements with no ``False`` in their spatial slice get at least ``big``.
+    Elements with no ``False`` in their spatial slice get at least ``big``. ``reach``:
+    exact only where the distance is at most ``reach[k]`` steps along each axis ``k``.
     """
     axes = spatial_axes(fg.ndim, spatial_ndim)
     spatial = fg.shape[axes[0] :]
@@ -232,7 +250,8 @@ def _squared_edt(fg: jax.Array, spacing: jax.Array, spatial_ndim: int) -> jax.Ar
     f = _line_distance_sq(fg, axes[first], spacing[first], big)
     for k, axis in enumerate(axes):
         if k != first:
-            f = _min_plus_parabola(f, axis, spacing[k])
+            window = None if reach is None or 2 * reach[k] + 1 >= spatial[k] else reach[k]
+            f = _min_plus_parabola(f, axis, spacing[k], window)
     return f
 
 
@@ -255,13 +274,17 @@ def _line_distance_sq(fg: jax.Array, axis: int, step: jax.Array, big: jax.Array)
     return jnp.moveaxis(f, 0, axis)
 
 
-def _min_plus_parabola(f: jax.Array, axis: int, step: jax.Array) -> jax.Array:
+def _min_plus_parabola(f: jax.Array, axis: int, step: jax.Array,
+                       window: int | None = None) -> jax.Array:
     """``out[i] = min_j f[j] + (step·(i − j))²`` along ``axis``, by brute force.
 
     A loop over the source index ``j`` with a running minimum: each step is one
     fused elementwise update of the whole array, with the lines in the fast
-    dimension.
+    dimension. ``window``: only ``|i − j| ≤ window`` (exact wherever the minimum is at
+    most ``(step·window)²``; larger elsewhere), one shifted update per offset.
     """
+    if window is not None:
+        return _min_plus_window(f, axis, step, window)
     f = jnp.moveaxis(f, axis, 0)
     n = f.shape[0]
     pos = (jnp.arange(n, dtype=f.dtype) * step).reshape((n,) + (1,) * (f.ndim - 1))
@@ -273,6 +296,21 @@ def _min_plus_parabola(f: jax.Array, axis: int, step: jax.Array) -> jax.Array:
 
     out = lax.fori_loop(0, n, relax, f, unroll=4)
     return jnp.moveaxis(out, 0, axis)
+
+
+def _min_plus_window(f: jax.Array, axis: int, step: jax.Array, window: int) -> jax.Array:
+    """:func:`_min_plus_parabola` over the offsets ``|o| ≤ window``: ``out[i] = min_o
+    f[i + o] + (step·o)²``, the line padded with ``inf``."""
+    n = f.shape[axis]
+    pad = [(0, 0)] * f.ndim
+    pad[axis] = (window, window)
+    padded = jnp.pad(f, pad, constant_values=jnp.inf)
+    out = f
+    for o in range(1, window + 1):
+        cost = jnp.square(step * o)
+        for start in (window - o, window + o):
+            out = jnp.minimum(out, lax.slice_in_dim(padded, start, start + n, axis=axis) + cost)
+    return out
 
 
 def _border_distance(spatial: tuple[int, ...], spacing: jax.Array) -> jax.Array:

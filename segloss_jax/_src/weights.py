@@ -10,6 +10,7 @@ weights from instance labels, in the graph (exact distance transforms), for the
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -20,7 +21,7 @@ import numpy as np
 from jax.experimental import checkify
 
 from segloss_jax._src import checks
-from segloss_jax._src.distance import batched_edt
+from segloss_jax._src.distance import batched_edt, batched_edt_within
 from segloss_jax._src.kernel import kernel
 from segloss_jax._src.metrics.counts import check_labels, counted, float_dtype
 from segloss_jax._src.sampling import Sampling
@@ -126,9 +127,13 @@ def unet_weight_map(
     :math:`(1/n_k) / \max_j (1/n_j)` per image over the background and the
     foreground present (:math:`n` their element counts: the rarer side weighs 1).
 
-    A label-side helper: no gradient, jit-able (``max_instances`` static), 2D and 3D
-    (any spatial rank 1-3). Connected-component labelling is the caller's: touching
-    cells must carry different ids. Feed the result to ``pixel_weights``.
+    Distances only matter up to :math:`\sigma\sqrt{2 \ln 10^{12}} \approx 7.4\sigma`
+    (beyond it the border term is below :math:`10^{-12} w_0`): the transforms are exact
+    up to that radius and skip the rest of each line (whole lines when ``sigma`` or
+    ``sampling`` is traced). A label-side helper: no gradient, jit-able
+    (``max_instances`` static), 2D and 3D (any spatial rank 1-3).
+    Connected-component labelling is the caller's: touching cells must carry
+    different ids. Feed the result to ``pixel_weights``.
 
     Args:
       instances: integer ``[B, *spatial]``: 0 the background, ids > 0 the instances
@@ -184,11 +189,26 @@ def unet_weight_map(
         raise ValueError(f"`max_instances` must be a non-negative int, got {max_instances!r}.")
     return _unet_kernel(instances, pair, jnp.asarray(w0, float_dtype()),
                         jnp.asarray(sigma, float_dtype()), sampling,
-                        max_instances=max(int(max_instances), 1), balanced=balanced)
+                        max_instances=max(int(max_instances), 1), balanced=balanced,
+                        reach=_border_reach(sigma, sampling, instances.ndim - 1))
+
+
+def _border_reach(sigma, sampling, spatial_ndim: int) -> tuple[int, ...] | None:
+    """Steps per axis beyond which a distance leaves the border term below ``1e-12·w0``:
+    ``d1 + d2 > σ·√(2 ln 10¹²)`` makes ``exp(−(d1 + d2)²/2σ²) < 10⁻¹²``, so each distance
+    is needed exactly only up to that radius. ``None`` when σ or the spacing is traced."""
+    try:
+        radius = float(sigma) * math.sqrt(2 * math.log(1e12))
+        spacing = np.broadcast_to(np.asarray(1.0 if sampling is None else sampling, float),
+                                  (spatial_ndim,))
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return None
+    return tuple(int(math.ceil(radius / step)) + 1 for step in spacing)
 
 
 @kernel
-def _unet_kernel(instances, pair, w0, sigma, sampling, *, max_instances: int, balanced: bool):
+def _unet_kernel(instances, pair, w0, sigma, sampling, *, max_instances: int, balanced: bool,
+                 reach: tuple[int, ...] | None):
     spatial_ndim = instances.ndim - 1
     flat = instances.reshape(instances.shape[0], -1)
     # The ids of each image, ascending; `none` fills the slots of absent instances.
@@ -201,7 +221,12 @@ def _unet_kernel(instances, pair, w0, sigma, sampling, *, max_instances: int, ba
     ids = ids[:, :max_instances].reshape((-1, max_instances) + (1,) * spatial_ndim)
     present = ids < none
     # [B, K, *spatial]: the distance to each instance (inf for an absent slot).
-    d = batched_edt(instances[:, None] != ids, spatial_ndim=spatial_ndim, sampling=sampling)
+    masks = instances[:, None] != ids
+    # Beyond `reach` a distance only enters the border term below 1e-12·w0: the
+    # transform is exact up to it (the whole line when σ or the spacing is traced).
+    d = (batched_edt(masks, spatial_ndim=spatial_ndim, sampling=sampling) if reach is None
+         else batched_edt_within(masks, spatial_ndim=spatial_ndim, sampling=sampling,
+                                 reach=reach))
     d = jnp.where(present, d, jnp.inf)
     d1 = jnp.min(d, axis=1)
     first = jnp.argmin(d, axis=1)
