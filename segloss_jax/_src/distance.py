@@ -244,7 +244,7 @@ def _squared_edt(fg: jax.Array, spacing: jax.Array, spatial_ndim: int,
     axes = spatial_axes(fg.ndim, spatial_ndim)
     spatial = fg.shape[axes[0] :]
     # Larger than any squared distance inside the array: marks "no zero found".
-    big = sum(jnp.square(spacing[k] * n) for k, n in enumerate(spatial))
+    big = jnp.asarray(sum(jnp.square(spacing[k] * n) for k, n in enumerate(spatial)))
     # The first pass is linear, the others cost n_k per element: start with the longest.
     first = int(np.argmax(spatial))
     f = _line_distance_sq(fg, axes[first], spacing[first], big)

@@ -260,6 +260,6 @@ def prepare(
     else:
         target = labels.astype(x.dtype)
     valid = validity_mask(shape[:-1], labels=int_labels, where=where, ignore_index=ignore_index)
-    check_label_values(int_labels if form == "int" else target, num_classes, valid, form)
+    check_label_values(target if int_labels is None else int_labels, num_classes, valid, form)
     weights = pixel_weight_map(pixel_weights, valid, x.dtype)
     return Inputs(x, target, valid, int_labels, activation, weights=weights)

@@ -220,8 +220,9 @@ def _euler_invariant(nb: dict[Offset, jax.Array]) -> jax.Array:
     :math:`K` its octants (2x2x2 cubes) wholly background.
     """
     bg = {o: ~v for o, v in nb.items()}
-    square = {e: bg[e] & bg[_zero(e, a)] & bg[_zero(e, b)]
-              for e in _EDGES for a, b in [[i for i, d in enumerate(e) if d]]}
+    square: dict[Offset, jax.Array] = {
+        e: bg[e] & bg[_zero(e, a)] & bg[_zero(e, b)]
+        for e in _EDGES for a, b in [[i for i, d in enumerate(e) if d]]}
     cube = [bg[k] & square[_zero(k, 0)] & square[_zero(k, 1)] & square[_zero(k, 2)]
             for k in _CORNERS]
     ones = [bitplanes.ones_like(cube[0])]

@@ -42,7 +42,7 @@ def max_across(values, axis_name: Hashable | None):
 
 
 def unit_sums(
-    *values: jax.Array, valid: jax.Array, per_image: bool, axis_name: str | None = None
+    *values: jax.Array, valid: jax.Array, per_image: bool, axis_name: Hashable | None = None
 ) -> tuple[jax.Array, ...]:
     """Sums each ``[B, *spatial, C]`` value over the valid pixels of every unit.
 
