@@ -1,6 +1,6 @@
-"""Benchmark: neighbour-aware calibration and region mutual information against their peers.
+"""Benchmark: NACL and RMI against their peers, blob loss against Dice.
 
-Run ``python -m benchmarks.bench_structural`` (``--reps N``, ``--only nacl|rmi|drift``).
+Run ``python -m benchmarks.bench_structural`` (``--reps N``, ``--only nacl|rmi|drift|blob``).
 Medians of interleaved runs (``benchmarks.timing``), value and gradient with respect to
 the logits, each candidate compiled (JAX) or warmed up (PyTorch, CPU, the same threads)
 first (``OMP_WAIT_POLICY=PASSIVE``, as ``bench_peers``, so torch's thread pool does not
@@ -10,6 +10,8 @@ spin against XLA's); the values are checked equal before timing. Rows:
   ``[8, 256, 256, 4]`` (MONAI on ``[8, 4, 256, 256]``).
 * ``rmi_loss`` against ``benchmarks/rmi_torch.py``, a port of ZJULearning/RMI's ``RMILoss``
   (its defaults: radius 3, max pooling by 3, BCE, weight 0.5), sigmoid ``[8, 256, 256, 19]``.
+* ``blob``: ``blob_loss`` (defaults, ``max_instances=16``) against ``dice_loss`` on the
+  binary foreground, sigmoid ``[8, 256, 256, 1]``, 16 instances per image.
 * ``drift``: ``rmi_loss`` in float32 against float64 on ``[2, 240, 240, 19]``: the largest
   relative error of the value and of the gradient (relative to the gradient's largest
   entry).
@@ -134,13 +136,36 @@ def bench_drift(_reps: int) -> None:
               f"(relative {dv / abs(float(v64)):.2e}), gradient max|dg|/max|g| {dg:.2e}")
 
 
+def bench_blob(reps: int) -> None:
+    import scipy.ndimage as ndi
+
+    rng = np.random.default_rng(2)
+    shape = (8, 256, 256)
+    instances = np.zeros(shape, np.int32)
+    for b in range(shape[0]):  # 16 discs of radius 4 to 20 at random places
+        yy, xx = np.mgrid[:256, :256]
+        for k in range(16):
+            cy, cx, r = rng.integers(20, 236), rng.integers(20, 236), rng.integers(4, 21)
+            instances[b][(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 3 * k + 5
+    x = ndi.gaussian_filter(rng.normal(size=(*shape, 1)), (0, 2, 2, 0)).astype(np.float32)
+    xj, yj = jnp.asarray(x) * 4, jnp.asarray(instances)
+    ours = jax.jit(jax.value_and_grad(lambda z, t: sl.blob_loss(z, t, max_instances=16)))
+    dice = jax.jit(jax.value_and_grad(lambda z, t: sl.dice_loss(z, (t > 0).astype(jnp.int32),
+                                                                activation="sigmoid")))
+    times = median_times({"blob_loss": lambda: ours(xj, yj), "dice_loss": lambda: dice(xj, yj)},
+                         reps)
+    report(f"blob_loss (16 instances per image) vs dice_loss, fwd+bwd, sigmoid "
+           f"{list(shape) + [1]}", times, "blob_loss", "dice_loss")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--only", choices=("nacl", "rmi", "drift"), default=None)
+    parser.add_argument("--only", choices=("nacl", "rmi", "drift", "blob"), default=None)
     args = parser.parse_args()
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}")
-    for name, fn in (("nacl", bench_nacl), ("rmi", bench_rmi), ("drift", bench_drift)):
+    for name, fn in (("nacl", bench_nacl), ("rmi", bench_rmi), ("drift", bench_drift),
+                     ("blob", bench_blob)):
         if args.only in (None, name):
             fn(args.reps)
 

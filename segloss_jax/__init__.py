@@ -22,6 +22,7 @@ from segloss_jax._src.metrics.confusion import *  # noqa: F403
 from segloss_jax._src.metrics.surface import *  # noqa: F403
 from segloss_jax._src.mining import *  # noqa: F403
 from segloss_jax._src.pixelwise import *  # noqa: F403
+from segloss_jax._src.region.blob import *  # noqa: F403
 from segloss_jax._src.region.boundary_dou import *  # noqa: F403
 from segloss_jax._src.region.overlap import *  # noqa: F403
 from segloss_jax._src.region.soft_label import *  # noqa: F403

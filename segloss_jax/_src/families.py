@@ -31,7 +31,7 @@ FAMILIES: tuple[Family, ...] = (
            ("dice_loss", "jaccard_loss", "tversky_loss", "focal_tversky_loss",
             "log_cosh_dice_loss", "sensitivity_specificity_loss", "generalized_dice_loss",
             "dice_semimetric_loss", "jaccard_metric_loss", "mcc_loss",
-            "generalized_wasserstein_dice_loss", "boundary_dou_loss")),
+            "generalized_wasserstein_dice_loss", "boundary_dou_loss", "blob_loss")),
     Family("structural", "Structural losses",
            "Losses on local structure: SSIM, the correlation-maximized structural similarity "
            "loss, neighbour-aware calibration and region mutual information.",
