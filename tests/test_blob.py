@@ -71,7 +71,7 @@ def test_max_instances_from_concrete_labels_and_its_bound():
     err, _ = checked(x, ids)
     with pytest.raises(checkify.JaxRuntimeError, match="more than `max_instances` = 3"):
         err.throw()
-    with pytest.raises(ValueError, match="`max_instances` must be given when `labels` is traced"):
+    with pytest.raises(TypeError, match="`max_instances` must be given when `labels` is traced"):
         jax.jit(sl.blob_loss)(x, ids)
 
 

@@ -10,7 +10,7 @@ prediction agrees with the plain one except on the other instances, where it is 
 constant. So each blob's loss needs only per-instance sums of the prediction, which
 one pass gives for all instances at once (no loop over instances, no recomputed
 activation); the instance ids of each image are found in the graph, the
-``max_instances`` largest first.
+``max_instances`` smallest.
 """
 
 from __future__ import annotations
@@ -43,26 +43,26 @@ __all__ = ["blob_loss"]
 
 def _instance_slots(instances: jax.Array, max_instances: int) -> jax.Array:
     """``[B, N]``: the slot ``1 … max_instances`` of each element's instance in its image
-    (the image's ids ranked from the largest), 0 for the background and for ids beyond
-    ``max_instances``. The ids are found one per pass, each the largest below the last
-    (a ``lax.scan``)."""
+    (the image's ids in ascending order, as ``unet_weight_map`` ranks them), 0 for the
+    background and for ids beyond the first ``max_instances``. The ids are found one per
+    pass, each the smallest above the last (a ``lax.scan``; cheaper here than a sort)."""
+    none = jnp.iinfo(instances.dtype).max
 
     def next_id(previous, _):
-        current = jnp.max(jnp.where(instances < previous[:, None], instances, 0), axis=1)
+        current = jnp.min(jnp.where(instances > previous[:, None], instances, none), axis=1)
         return current, current
 
     # From the labels, not a constant: under shard_map the carry varies over the devices.
-    start = jnp.zeros_like(instances[:, 0]) + jnp.iinfo(instances.dtype).max
+    start = jnp.zeros_like(instances[:, 0])
     last, ids = lax.scan(next_id, start, None, length=max_instances,
                          unroll=min(max_instances, 16))
-    more = jnp.max(jnp.where(instances < last[:, None], instances, 0), axis=1) > 0
+    more = jnp.any((instances > last[:, None]) & (last[:, None] < none))
     checkify.debug_check(
-        ~jnp.any(more & (last > 0)),
-        f"an image of `labels` has more than `max_instances` = {max_instances} instance ids; "
-        "the smallest ids beyond it form no blob of their own.")
+        ~more, f"an image of `labels` has more than `max_instances` = {max_instances} "
+        "instance ids; the largest ids beyond them form no blob of their own.")
     ids = jnp.moveaxis(ids, 0, 1)[:, None, :]  # [B, 1, K]
     rank = jnp.arange(1, max_instances + 1, dtype=jnp.int32)
-    return jnp.sum(jnp.where((instances[..., None] == ids) & (ids > 0), rank, 0), axis=-1)
+    return jnp.sum(jnp.where((instances[..., None] == ids) & (ids < none), rank, 0), axis=-1)
 
 
 def _count_instances(labels) -> int:
@@ -70,7 +70,7 @@ def _count_instances(labels) -> int:
     try:
         values = np.asarray(labels)
     except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-        raise ValueError(
+        raise TypeError(
             "`max_instances` must be given when `labels` is traced (under `jit`, `grad`, "
             "`vmap`): the number of instances sets the shapes. Pass an int that bounds the "
             "number of distinct instance ids per image.") from None
@@ -136,9 +136,9 @@ def blob_loss(
     are neither background nor an instance). An instance counts when it has a valid
     element. The instance ids of each image need not be consecutive; they are found
     in the graph, so under ``jit`` ``max_instances`` (static) must bound the number
-    of distinct ids per image (beyond it the smallest ids form no blob of their own
-    and count as other instances; reported under ``checkify``). Without it, concrete
-    labels are counted on the host.
+    of distinct ids per image, as for ``unet_weight_map`` (beyond it the largest ids
+    form no blob of their own and count as other instances; reported under
+    ``checkify``). Without it, concrete labels are counted on the host.
 
     The instance ids are the caller's (e.g. ``scipy.ndimage.label`` of the binary
     target, in the data pipeline), as in the reference.
