@@ -414,8 +414,8 @@ def test_nacl_gradients():
     x, labels, _, _ = case(25, (1, 5, 4), 3)
     with jax.enable_x64(True):
         for distance in ("l1", "l2"):
-            check_grads(lambda z, d=distance: sl.nacl_loss(z, jnp.asarray(labels), distance=d,
-                                                           alpha=0.5),
+            check_grads(jax.jit(lambda z, d=distance: sl.nacl_loss(
+                z, jnp.asarray(labels), distance=d, alpha=0.5)),
                         (jnp.asarray(x),), order=2, modes=["rev"])
 
 
