@@ -91,10 +91,14 @@ DEFAULT_EXCEPTIONS = {
     # The distance-map losses and the Lovász hinge average per image (their papers).
     ("per_image", "boundary_loss"): True,
     ("per_image", "hausdorff_dt_loss"): True,
+    ("per_image", "log_hausdorff_dt_loss"): True,
     ("per_image", "lovasz_hinge_loss"): True,
     # Boundary and Hausdorff losses score the foreground classes (Kervadec et al.).
     ("include_background", "boundary_loss"): False,
     ("include_background", "hausdorff_dt_loss"): False,
+    ("include_background", "log_hausdorff_dt_loss"): False,
+    # kornia's erosion Hausdorff loss erodes ten times by default.
+    ("iterations", "hausdorff_er_loss"): 10,
     # The background has no skeleton target (Kirchhoff et al.; nnU-Net raises with it).
     ("include_background", "skeleton_recall_loss"): False,
     # Berman et al. average the Lovász-Softmax over the classes present.
