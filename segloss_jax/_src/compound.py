@@ -220,13 +220,8 @@ def dice_focal_loss(
 
     Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term.
 
-    Shared keywords: ``activation``, ``smooth``, ``per_image``,
-    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
-    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
-    ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
-    both terms, the others to the region term; ``pixel_weights`` and
-    ``normalize_weights`` weigh the pixel-wise term only, as in
-    :func:`~segloss_jax.cross_entropy`.
+    Shared keywords: as :func:`~segloss_jax.dice_ce_loss` says (which apply to both
+    terms, which to one).
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -436,13 +431,8 @@ def combo_loss(
 
     Empty masks: as :func:`~segloss_jax.dice_loss` for the Dice term.
 
-    Shared keywords: ``activation``, ``smooth``, ``per_image``,
-    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
-    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
-    ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
-    both terms, the others to the region term; ``pixel_weights`` and
-    ``normalize_weights`` weigh the pixel-wise term only, as in
-    :func:`~segloss_jax.cross_entropy`.
+    Shared keywords: as :func:`~segloss_jax.dice_ce_loss` says (which apply to both
+    terms, which to one).
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).
@@ -528,13 +518,8 @@ def exp_log_loss(
     Empty masks: as :func:`~segloss_jax.dice_loss`; the log is clamped, so a zero
     Dice gives a large finite loss.
 
-    Shared keywords: ``activation``, ``smooth``, ``per_image``,
-    ``include_background``, ``classes``, ``class_weights``, ``ignore_index``,
-    ``where``, ``axis_name``, as :doc:`/conventions` describes; ``activation``,
-    ``class_weights``, ``ignore_index``, ``where`` and ``axis_name`` apply to
-    both terms, the others to the region term; ``pixel_weights`` and
-    ``normalize_weights`` weigh the pixel-wise term only, as in
-    :func:`~segloss_jax.cross_entropy`.
+    Shared keywords: as :func:`~segloss_jax.dice_ce_loss` says (which apply to both
+    terms, which to one).
 
     Args:
       logits: ``[B, *spatial, C]`` logits (probabilities if ``activation=None``).

@@ -242,15 +242,8 @@ def balanced_cross_entropy(
         ``0.5`` when no pixel is valid).
       activation: ``"sigmoid"`` or ``None``.
       class_weights: optional ``[C]`` per-channel weights.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      ignore_index: integer label value treated as ``where=False``.
-      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
-        of each valid pixel's term; no gradient (:doc:`/conventions`).
-      normalize_weights: ``"mean"`` divides by the sum of the valid weights
-        instead of the number of valid pixels (elements).
-      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
-        are taken: the mean of the global batch (:doc:`/conventions`).
-      reduction: ``"mean"`` over valid elements, ``"sum"`` or ``"none"``.
+      where, ignore_index, pixel_weights, normalize_weights, axis_name, reduction: as
+        :func:`binary_cross_entropy`.
 
     Returns:
       A scalar, or ``[B, *spatial, C]`` for ``reduction="none"``.
@@ -721,16 +714,8 @@ def poly_focal_loss(
       activation: ``"softmax"`` (default), ``"sigmoid"`` or ``None``
         (probabilities, treated per channel as with sigmoid).
       class_weights: optional ``[C]`` weights of both terms.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      ignore_index: integer label value treated as ``where=False``.
-      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
-        of each valid pixel's term; no gradient (:doc:`/conventions`).
-      normalize_weights: ``"mean"`` divides by the sum of the valid weights
-        instead of the number of valid pixels (elements).
-      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
-        are taken: the mean of the global batch (:doc:`/conventions`).
-      reduction: ``"mean"`` over valid pixels (softmax) or elements (sigmoid),
-        ``"sum"`` or ``"none"``.
+      where, ignore_index, pixel_weights, normalize_weights, axis_name, reduction: as
+        :func:`focal_loss`.
 
     Returns:
       A scalar; ``reduction="none"`` gives ``[B, *spatial]`` (softmax) or
