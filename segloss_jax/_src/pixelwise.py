@@ -632,15 +632,8 @@ def poly_cross_entropy(
       label_smoothing: :math:`\varepsilon \in [0, 1]`, as :func:`cross_entropy`.
       activation: ``"softmax"`` or ``None``.
       class_weights: optional ``[C]`` non-negative weights of both terms.
-      where: optional bool ``[B, *spatial]`` mask of pixels that count.
-      ignore_index: integer label value treated as ``where=False``.
-      pixel_weights: optional ``[B, *spatial]`` (broadcastable) non-negative weight
-        of each valid pixel's term; no gradient (:doc:`/conventions`).
-      normalize_weights: ``"mean"`` divides by the sum of the valid weights
-        instead of the number of valid pixels (elements).
-      axis_name: mapped axis (``shard_map``/``pmap``) over which sums and counts
-        are taken: the mean of the global batch (:doc:`/conventions`).
-      reduction: ``"mean"`` over valid pixels, ``"sum"`` or ``"none"``.
+      where, ignore_index, pixel_weights, normalize_weights, axis_name, reduction: as
+        :func:`cross_entropy`.
 
     Returns:
       A scalar, or ``[B, *spatial]`` for ``reduction="none"``.
