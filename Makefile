@@ -30,7 +30,8 @@ lint: $(STAMP)
 
 # Two workers: the suite is dominated by single-threaded XLA compilation. The contract
 # tests of one loss share compiled programs and form one xdist group (--dist loadgroup
-# keeps a group on one worker; every other test is scheduled on its own).
+# keeps a group on one worker; every other test is scheduled on its own). pytest-xdist
+# 3.8 does not see the groups under pytest 9 and schedules every test on its own.
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests segloss_jax --doctest-modules
 

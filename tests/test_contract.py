@@ -11,7 +11,7 @@ every check runs on them: one jitted value-and-gradient with the loss's defaults
 gradient, extreme-logit, low-precision, float64 and retrace checks, and one with
 ``ignore_index`` and a ``where`` argument serves the masking checks. The tests of a loss
 form one ``xdist_group`` (``make test`` runs ``--dist loadgroup``), so that one worker
-compiles them.
+compiles them where pytest-xdist honours the groups.
 """
 
 from __future__ import annotations
