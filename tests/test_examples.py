@@ -147,7 +147,7 @@ def test_evaluate_respects_ignored_pixels_and_counts_breaks():
     for name in ("blob", "curve"):
         c = m["per_class"][name]
         assert c["iou"] == 1.0 and c["hd95"] == 0.0 and c["nsd"] == 1.0
-        assert c["components_error"] == 0.0 and c["cldice"] == 1.0
+        assert c["components_error"] == 0.0 and c["cldice"] == 1.0 and c["biou"] == 1.0
     assert m["per_class"]["blob"]["absent_fp"] == 0.0 and m["ece"] < 1e-6
 
     pred[1, 8, 5] = 0  # break the line of image 1
@@ -155,7 +155,7 @@ def test_evaluate_respects_ignored_pixels_and_counts_breaks():
     m = evaluate.evaluate(_one_hot_probs(pred, 3), gt, ("background", "blob", "curve"))
     curve = m["per_class"]["curve"]
     assert curve["components_error"] == 0.5  # one extra component, in one of two images
-    assert 0.9 < curve["cldice"] < 1.0 and curve["iou"] < 1.0
+    assert 0.9 < curve["cldice"] < 1.0 and curve["iou"] < 1.0 and curve["biou"] < 1.0
     assert m["per_class"]["blob"]["absent_fp"] == 1.0
 
 

@@ -39,6 +39,9 @@ DEFAULT_LOSSES = (
     "focal_tversky",
     "dice:1,boundary:0.5",  # the boundary loss next to a region loss, as Kervadec et al.
     "dice_cldice",
+    # nnU-Net's Skeleton Recall trainer: CE + Dice + recall of the tubed skeleton (weights 1).
+    "cross_entropy:1,dice:1,skeleton_recall:1",
+    "boundary_dou",
     "topk_cross_entropy",
 )
 DEFAULT_SEEDS = (0, 1, 2)
@@ -51,6 +54,7 @@ HEADLINE = (
     ("curve/hd95", "HD95 curve (px)", False),
     ("curve/nsd", "NSD curve", True),
     ("curve/cldice", "clDice curve", True),
+    ("curve/biou", "Boundary IoU curve", True),
     ("curve/components_error", "components err. curve", False),
     ("tiny/components_error", "components err. tiny", False),
     ("absent_fp", "absent-class FP", False),
@@ -61,6 +65,7 @@ PER_CLASS = (
     ("dice", "Dice", True),
     ("hd95", "HD95 (px)", False),
     ("nsd", f"NSD@{evaluate.NSD_TOLERANCE:g}px", True),
+    ("biou", "Boundary IoU", True),
     ("components_error", "components err.", False),
     ("cldice", "clDice", True),
     ("absent_fp", "absent FP", False),
@@ -249,7 +254,8 @@ def write_results(results: dict, class_names: tuple[str, ...], path: pathlib.Pat
         f"hold the class, NSD (normalized surface Dice at {evaluate.NSD_TOLERANCE:g} px) those "
         "where either does;",
         "components err. is the mean per image of |#components(pred) − #components(target)|;",
-        "clDice compares morphological skeletons with the other mask; absent-class FP is the",
+        "clDice compares morphological skeletons with the other mask; Boundary IoU (1 px",
+        "band) averages the images where either holds the class; absent-class FP is the",
         "fraction of images without a class where it is predicted (mean over classes); ECE",
         "the expected calibration error of the softmax. Time: wall-clock per run, mean over",
         "seeds (the first seed of each loss includes compilation).",
