@@ -150,7 +150,9 @@ def _zhang(planes: jax.Array) -> jax.Array:
         img, removed_2 = sub_iteration(img, _ZHANG_REMOVE[1])
         return img, removed_1 | removed_2
 
-    return lax.while_loop(lambda state: state[1], iteration, (planes, jnp.array(True)))[0]
+    # The flag starts from the image (an empty one has nothing to thin), not from a
+    # constant: under `shard_map` a loop's carry keeps the image's varying type.
+    return lax.while_loop(lambda state: state[1], iteration, (planes, jnp.any(planes != 0)))[0]
 
 
 # --- 3D: Lee, Kashyap & Chu ---------------------------------------------------------------
@@ -295,8 +297,7 @@ def _lee(planes: jax.Array, depth: int) -> jax.Array:
     scikit-image runs it."""
     borders = _BORDERS[:4] if depth == 1 else _BORDERS
 
-    def direction(d, state):
-        img, changed = state
+    def direction(d, img):
         nb = _neighbours(img, img)
         outward = jnp.stack([nb[b] for b in borders])[d]  # the face neighbour that way
         candidates = (img & ~outward & ~_single(list(nb.values())) & _euler_invariant(nb)
@@ -309,12 +310,14 @@ def _lee(planes: jax.Array, depth: int) -> jax.Array:
 
         deleted, _ = lax.while_loop(lambda carry: carry[1], recheck,
                                     (candidates, jnp.any(candidates != 0)))
-        return img & ~deleted, changed | jnp.any(deleted != 0)
+        return img & ~deleted
 
     def sweep(state):
-        return lax.fori_loop(0, len(borders), direction, (state[0], jnp.array(False)))
+        img = lax.fori_loop(0, len(borders), direction, state[0])
+        return img, jnp.any(img != state[0])  # a sweep only deletes: any change is one
 
-    return lax.while_loop(lambda state: state[1], sweep, (planes, jnp.array(True)))[0]
+    # As in 2D, the flag starts from the image (the loop carry's type under `shard_map`).
+    return lax.while_loop(lambda state: state[1], sweep, (planes, jnp.any(planes != 0)))[0]
 
 
 # --- public -------------------------------------------------------------------------------
