@@ -29,11 +29,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # Two workers: the suite is dominated by single-threaded XLA compilation. The contract
-# tests of one loss share compiled programs and form one xdist group (--dist loadgroup
-# keeps a group on one worker; every other test is scheduled on its own). pytest-xdist
-# 3.8 does not see the groups under pytest 9 and schedules every test on its own.
+# tests of one loss share compiled programs; tests/conftest.py puts them next to each other
+# and pytest-xdist hands out runs of consecutive tests, so mostly one worker compiles them.
 test: lint
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests segloss_jax --doctest-modules
+	$(PY) -m pytest -q -n 2 tests segloss_jax --doctest-modules
 
 # The floors that pyproject.toml promises (pinned in constraints-oldest.txt), in a
 # virtualenv of its own (.venv keeps the newest): code that needs a newer jax, chex,
@@ -52,7 +51,7 @@ test-oldest-smoke: $(STAMP_OLDEST)
 # The whole suite at the floors, with the example and framework extras on top.
 test-oldest: $(STAMP_OLDEST)
 	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e ".[dev,examples,integrations]"
-	$(PY_OLDEST) -m pytest -q -n 2 --dist loadgroup tests segloss_jax --doctest-modules
+	$(PY_OLDEST) -m pytest -q -n 2 tests segloss_jax --doctest-modules
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

@@ -23,3 +23,15 @@ settings.register_profile(
     derandomize=True,
 )
 settings.load_profile("default")
+
+
+def pytest_collection_modifyitems(items):
+    """The contract tests of one loss next to each other: they share compiled programs, and
+    pytest-xdist hands out runs of consecutive tests, so one worker compiles them."""
+    files: dict = {}
+    key = {i: (files.setdefault(item.path, len(files)), mark.args[0])
+           for i, item in enumerate(items) if (mark := item.get_closest_marker("xdist_group"))}
+    slots = list(key)
+    ordered = [items[i] for i in sorted(slots, key=key.__getitem__)]
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item

@@ -10,8 +10,9 @@ every check runs on them: one jitted value-and-gradient with the loss's defaults
 (:func:`_compiled`, compiled once per input shape and dtype) serves the jit-equals-eager,
 gradient, extreme-logit, low-precision, float64 and retrace checks, and one with
 ``ignore_index`` and a ``where`` argument serves the masking checks. The tests of a loss
-form one ``xdist_group`` (``make test`` runs ``--dist loadgroup``), so that one worker
-compiles them where pytest-xdist honours the groups.
+form one ``xdist_group``: tests/conftest.py runs them one after the other, so that one
+pytest-xdist worker compiles them (``--dist loadgroup`` keeps each group on one worker
+where pytest-xdist sees the groups).
 """
 
 from __future__ import annotations
