@@ -419,9 +419,11 @@ def log_hausdorff_dt_loss(
     :math:`1 + L_{\mathrm{HD}}`.
 
     Args:
-      logits, labels, alpha, activation, include_background, per_image,
-        class_weights, where, ignore_index, sampling, target_distance, axis_name,
-        reduction: as for :func:`hausdorff_dt_loss`.
+      logits: as for :func:`hausdorff_dt_loss`; and so is every other argument
+        (``labels``, ``alpha``, ``activation``, ``include_background``,
+        ``per_image``, ``class_weights``, ``where``, ``ignore_index``,
+        ``sampling``, ``target_distance``, ``axis_name``, ``reduction``) and
+        their defaults.
 
     Returns:
       As :func:`hausdorff_dt_loss`: a scalar, or ``[B, C]`` (``per_image``) or

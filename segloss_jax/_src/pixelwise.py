@@ -191,8 +191,9 @@ def weighted_cross_entropy(
       labels: integer ``[B, *spatial]`` or dense ``[B, *spatial, C]`` targets.
       beta: scalar or ``[C]`` non-negative weight of the positive term.
       activation: ``"sigmoid"`` or ``None``.
-      class_weights, where, ignore_index, pixel_weights, normalize_weights,
-        axis_name, reduction: as for :func:`binary_cross_entropy`.
+      class_weights: as for :func:`binary_cross_entropy`; so are ``where``,
+        ``ignore_index``, ``pixel_weights``, ``normalize_weights``, ``axis_name``
+        and ``reduction``.
 
     Returns:
       A scalar, or ``[B, *spatial, C]`` for ``reduction="none"``.
