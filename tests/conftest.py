@@ -10,10 +10,29 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
 import jax  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# Compiling dominates the suite's time, and the tests compile small programs that run once
+# or a few times: XLA's expensive optimisations cost more than they save here. Users keep
+# them; tests/test_backend.py and the benchmarks look at optimised programs.
+jax.config.update("jax_disable_most_optimizations", True)
+
+# Many tests build the same program anew (a fresh lambda or partial around the same loss);
+# a compilation cache keyed by the program lets them, and the other pytest-xdist worker,
+# reuse it. The cache is new for each run (one directory per run id, removed at the end),
+# so every run compiles what it tests at least once.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+CACHE_DIR = os.path.join(tempfile.gettempdir(), f"segloss_jax_tests_{_RUN}") if _RUN else None
+CACHE_DIR = CACHE_DIR or tempfile.mkdtemp(prefix="segloss_jax_tests_")
+jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 settings.register_profile(
     "default",
@@ -23,6 +42,11 @@ settings.register_profile(
     derandomize=True,
 )
 settings.load_profile("default")
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, after its workers
+        shutil.rmtree(CACHE_DIR, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):
