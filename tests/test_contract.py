@@ -7,9 +7,10 @@ signature has them.
 
 Compiling dominates the time of this suite, so each case compiles few programs and
 every check runs on them: one jitted value-and-gradient with the loss's defaults
-(:func:`_compiled`, compiled once per input shape and dtype) serves the jit-equals-eager,
-gradient, extreme-logit, low-precision, float64 and retrace checks, and one with
-``ignore_index`` and a ``where`` argument serves the masking checks. The tests of a loss
+(:func:`_compiled`, compiled once per input shape and dtype) serves the gradient,
+extreme-logit, low-precision and retrace checks, one with ``ignore_index`` and a ``where``
+argument serves the masking and jit-equals-eager checks, and the float64 Hessian-vector
+product serves the float64 check. The tests of a loss
 form one ``xdist_group``: tests/conftest.py runs them one after the other, so that one
 pytest-xdist worker compiles them (``--dist loadgroup`` keeps each group on one worker
 where pytest-xdist sees the groups).
@@ -132,10 +133,18 @@ def _assert_finite(*arrays):
 
 @pytest.mark.parametrize("name,act", CASES)
 def test_jit_equals_eager(name, act):
-    """The same call with and without ``jit`` gives the same scalar."""
+    """The same call with and without ``jit`` gives the same scalar. Where the loss takes
+    ``where``, the call has a mask (and ``ignore_index``, which no label hits): the eager
+    programs are then those of :func:`test_where_as_written` and the jitted one is the
+    masking checks' program, so no program is compiled for this test alone."""
     logits, labels = _inputs(act)
-    expected = _call(name, act, logits, labels)
-    value, _ = _compiled(name, act)(logits, labels)
+    if "where" in _params(name):
+        keep = ~_excluded()
+        expected = _call(name, act, logits, labels, where=keep)
+        value, _ = _compiled(name, act, masked=True)(logits, labels, keep)
+    else:
+        expected = _call(name, act, logits, labels)
+        value, _ = _compiled(name, act)(logits, labels)
     assert value.shape == () and expected.shape == ()
     np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
 
@@ -168,8 +177,21 @@ def test_extreme_logits_finite(name, act, scale):
     _assert_finite(value, grad)
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
-@pytest.mark.parametrize("name,act", CASES)
+def _default_activation(name):
+    return next((a for a in loss_info(name).activations if a in ("softmax", "sigmoid")), None)
+
+
+def _low_precision_cases():
+    """bfloat16 for every case; float16 (the same cast to float32) with the default
+    activation of each loss."""
+    for case in CASES:
+        name, act = case.values
+        yield pytest.param(name, act, jnp.bfloat16, id=f"{case.id}-bfloat16", marks=case.marks)
+        if act == _default_activation(name):
+            yield pytest.param(name, act, jnp.float16, id=f"{case.id}-float16", marks=case.marks)
+
+
+@pytest.mark.parametrize("name,act,dtype", list(_low_precision_cases()))
 def test_low_precision_inputs(name, act, dtype):
     logits, labels = _inputs(act)
     low = logits.astype(dtype)
@@ -180,15 +202,6 @@ def test_low_precision_inputs(name, act, dtype):
     # Computation runs in float32, so the result equals float32 on the rounded inputs.
     reference, _ = _compiled(name, act)(low.astype(jnp.float32), labels)
     np.testing.assert_allclose(value, reference, rtol=2e-3, atol=2e-3)
-
-
-@pytest.mark.parametrize("name,act", CASES)
-def test_float64_in_float64_out(name, act):
-    with jax.enable_x64(True):
-        logits, labels = _inputs(act, dtype=jnp.float64)
-        value, grad = _compiled(name, act)(logits, labels)
-        assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
-        _assert_finite(value, grad)
 
 
 def _excluded(seed=1):
@@ -413,26 +426,27 @@ def test_one_activation_pass(name, act, dense):
 TIED_WINDOWS = {"cldice", "dice_cldice"}
 
 
-def _default_activation(name):
-    return next((a for a in loss_info(name).activations if a in ("softmax", "sigmoid")), None)
-
-
 @pytest.mark.parametrize("name,act", CASES)
 def test_hessian_vector_products(name, act):
     """Forward-over-reverse HVPs and ``jax.hessian`` work (losses with a custom VJP reject
-    plain ``jax.jvp``; the backward pass they define is itself differentiable)."""
+    plain ``jax.jvp``; the backward pass they define is itself differentiable). The inputs
+    are float64, so this is also where float64 in gives float64 out."""
     with jax.enable_x64(True):
         logits, labels = _inputs(act, batch=1, spatial=(3, 4), dtype=jnp.float64)
 
-        def grad_fn(x):
-            return jax.grad(lambda z: _call(name, act, z, labels))(x)
+        def value_and_grad(x):
+            return jax.value_and_grad(lambda z: _call(name, act, z, labels))(x)
 
         # Host arrays in and out: no eager operation to compile beside the two programs.
         x, v = np.asarray(logits), np.random.default_rng(5).normal(size=logits.shape)
-        grad_and_hvp = jax.jit(lambda x, v: jax.jvp(grad_fn, (x,), (v,)))
-        hvp = np.asarray(grad_and_hvp(x, v)[1])
-        eps = 1e-6  # central differences of the gradient (the primal output) along v
-        grad_plus, grad_minus = (np.asarray(grad_and_hvp(x + s * v, v)[0]) for s in (eps, -eps))
+        with_hvp = jax.jit(lambda x, v: jax.jvp(value_and_grad, (x,), (v,)))
+        (value, grad), (_, hvp) = with_hvp(x, v)
+        assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
+        assert hvp.dtype == jnp.float64
+        _assert_finite(value, grad, hvp)
+        hvp = np.asarray(hvp)
+        eps = 1e-6  # central differences of the gradient (a primal output) along v
+        grad_plus, grad_minus = (np.asarray(with_hvp(x + s * v, v)[0][1]) for s in (eps, -eps))
         np.testing.assert_allclose(hvp, (grad_plus - grad_minus) / (2 * eps), rtol=1e-4,
                                    atol=1e-6)
         # jax.hessian composes the same rules (vmapped HVPs): once per loss, with its
