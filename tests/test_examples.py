@@ -91,16 +91,17 @@ def test_png_folder_round_trip(tmp_path, channels):
 
 def test_short_training_run_writes_outputs(tmp_path):
     out = tmp_path / "run"
-    # The smallest U-Net (as _tiny_run below): the command line and its outputs are the point.
-    argv = ["--loss", "cross_entropy", "--steps", "12", "--size", "16", "--depth", "1"]
-    argv += ["--width", "4", "--batch", "8", "--lr", "1e-2", "--num-train", "32"]
-    argv += ["--num-val", "8", "--eval-every", "6", "--warmup", "2", "--out", str(out)]
+    # The smallest U-Net, _tiny_run's settings below (one compiled program for all these
+    # runs): the command line and its outputs are the point.
+    argv = ["--loss", "cross_entropy", "--steps", "4", "--size", "16", "--depth", "1"]
+    argv += ["--width", "4", "--batch", "8", "--lr", "1e-2", "--num-train", "16"]
+    argv += ["--num-val", "8", "--eval-every", "2", "--warmup", "1", "--out", str(out)]
     main.main(argv)
 
     for name in ("metrics.json", "curves.png", "samples.png"):
         assert (out / name).stat().st_size > 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["status"] == "ok" and metrics["steps_run"] == 12
+    assert metrics["status"] == "ok" and metrics["steps_run"] == 4
     loss = metrics["history"]["loss"]
     assert np.mean(loss[-3:]) < np.mean(loss[:3])
     assert set(metrics["per_class"]) == set(data.CLASS_NAMES)
@@ -109,6 +110,8 @@ def test_short_training_run_writes_outputs(tmp_path):
 
 
 def test_resolve_loss_parses_weighted_sums():
+    import jax
+
     import segloss_jax as sl
 
     assert train.resolve_loss("cross_entropy") is sl.get_loss("cross_entropy")
@@ -116,9 +119,11 @@ def test_resolve_loss_parses_weighted_sums():
         train.resolve_loss("no_such_loss")
     logits = np.zeros((1, 4, 4, 3), np.float32)
     labels = np.zeros((1, 4, 4), np.int32)
-    ce = float(sl.cross_entropy(logits, labels))
-    np.testing.assert_allclose(float(train.resolve_loss("cross_entropy:2")(logits, labels)), 2 * ce)
-    both = float(train.resolve_loss("cross_entropy+cross_entropy")(logits, labels))
+    # Jitted, as in the train step (an eager call compiles op by op).
+    ce = float(jax.jit(sl.cross_entropy)(logits, labels))
+    twice = jax.jit(train.resolve_loss("cross_entropy:2"))
+    np.testing.assert_allclose(float(twice(logits, labels)), 2 * ce)
+    both = float(jax.jit(train.resolve_loss("cross_entropy+cross_entropy"))(logits, labels))
     np.testing.assert_allclose(both, 2 * ce, rtol=1e-6)
 
 
@@ -167,9 +172,10 @@ def _tiny_run(tmp_path, name, **overrides) -> train.Config:
 
 
 def test_loss_kwargs_reach_the_loss(tmp_path):
-    plain, _ = train.run(_tiny_run(tmp_path, "plain", steps=1), plots=False)
+    # The default number of steps: the same program as the other runs of cross_entropy.
+    plain, _ = train.run(_tiny_run(tmp_path, "plain"), plots=False)
     smooth, _ = train.run(
-        _tiny_run(tmp_path, "smooth", steps=1, loss_kwargs={"label_smoothing": 0.3}), plots=False
+        _tiny_run(tmp_path, "smooth", loss_kwargs={"label_smoothing": 0.3}), plots=False
     )
     assert smooth["history"]["loss"][0] != pytest.approx(plain["history"]["loss"][0], rel=1e-3)
     with pytest.raises(TypeError, match="no_such_keyword"):
