@@ -126,7 +126,8 @@ def assert_shard_map_matches_single_device(fn, kwargs, mesh, logits, labels):
     whole batch, and the gradient of that loss w.r.t. its shard is the matching slice
     of the single-device gradient: taken inside shard_map, or through it with a
     replicated output."""
-    want_loss, want_grad = jax.value_and_grad(lambda x: fn(x, labels, **kwargs))(logits)
+    # The reference jitted too: one program, not one per operation.
+    want_loss, want_grad = jax.jit(jax.value_and_grad(lambda x: fn(x, labels, **kwargs)))(logits)
 
     def per_device(x, y):
         loss, grad = jax.value_and_grad(lambda x: fn(x, y, axis_name="data", **kwargs))(x)
@@ -246,7 +247,7 @@ def test_axis_name_gives_the_global_batch_statistic():
         def one(x, y, loss=loss, per_image=per_image):
             return loss(x[None], y[None], per_image=per_image, axis_name="i")
 
-        mapped = jax.vmap(one, axis_name="i")(logits, labels)
+        mapped = jax.jit(jax.vmap(one, axis_name="i"))(logits, labels)
         np.testing.assert_allclose(mapped, np.full(B, full), rtol=1e-5)
 
 
@@ -429,7 +430,7 @@ def test_combine_passes_axis_name_to_every_term():
     logits, labels = _uneven_batch("softmax")
     loss_fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5, "lovasz_softmax": 0.25},
                          ignore_index=255)
-    value, grad = jax.value_and_grad(lambda l: loss_fn(l, labels))(logits)
+    value, grad = jax.jit(jax.value_and_grad(lambda l: loss_fn(l, labels)))(logits)
     local = jax.shard_map(lambda l, y: loss_fn(l, y, axis_name="d"), mesh=_mesh(),
                           in_specs=(P("d"), P("d")), out_specs=P())
     m_value, m_grad = jax.jit(jax.value_and_grad(local))(logits, labels)
