@@ -60,6 +60,21 @@ def autodiff_dilate(x, spatial_ndim):
     return _window(x, lax.max, spatial_axes(x.ndim, spatial_ndim))
 
 
+def check_grads_jitted(f, args, order, **kwargs):
+    """``check_grads(f, args, order, modes=["rev"], **kwargs)`` with each order's function
+    jitted: the same checks (the VJP of ``f``, then of ``x ↦ vjp(f, x)(f(x))``, as
+    ``check_grads`` recurses), each evaluated by one compiled program instead of eagerly."""
+    f = jax.jit(f)
+    check_grads(f, args, order=1, modes=["rev"], **kwargs)
+    if order > 1:
+
+        def f_vjp(*args):
+            out, vjp = jax.vjp(f, *args)
+            return vjp(out)
+
+        check_grads_jitted(f_vjp, args, order - 1, **kwargs)
+
+
 # ------------------------------------------------------------------------------- taps
 
 
@@ -106,19 +121,36 @@ def _scipy_filter(x, taps, axes, padding):
     return x
 
 
-@pytest.mark.parametrize("padding", ["reflect", "zero"])
-@pytest.mark.parametrize("taps", TAPS.values(), ids=TAPS.keys())
-@pytest.mark.parametrize("lead,spatial", FILTER_CASES)
-def test_linear_filter_matches_scipy_and_is_its_adjoint(lead, spatial, taps, padding):
+@functools.cache
+def _filtered_and_adjoints(lead, spatial, padding):
+    """``F x`` and ``Fᵀ y`` in float64 for every kernel of ``TAPS``: one program per
+    (shape, padding)."""
+
+    def apply(x, y):
+        out = {}
+        for name, taps in TAPS.items():
+            got, vjp = jax.vjp(lambda v, t=taps: linear_filter(v, t, axes, padding=padding), x)
+            out[name] = got, vjp(y)[0]
+        return out
+
     rng = np.random.default_rng(len(spatial))
     x, y = rng.normal(size=(2, *lead, *spatial))
     axes = tuple(range(len(lead), len(lead) + len(spatial)))
     with jax.enable_x64(True):
-        got, vjp = jax.vjp(lambda v: linear_filter(v, taps, axes, padding=padding),
-                           jnp.asarray(x))
+        out = jax.jit(apply)(jnp.asarray(x), jnp.asarray(y))
+    return x, y, axes, {k: tuple(map(np.asarray, v)) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+@pytest.mark.parametrize("name", TAPS)
+@pytest.mark.parametrize("lead,spatial", FILTER_CASES)
+def test_linear_filter_matches_scipy_and_is_its_adjoint(lead, spatial, name, padding):
+    taps = TAPS[name]
+    x, y, axes, out = _filtered_and_adjoints(lead, spatial, padding)
+    got, adjoint = out[name]
+    with jax.enable_x64(True):
         np.testing.assert_allclose(got, _scipy_filter(x, taps, axes, padding),
                                    rtol=1e-12, atol=1e-13)
-        (adjoint,) = vjp(jnp.asarray(y))
         # <F x, y> = <x, Fᵀ y>; and Fᵀ y is the transposed matrix applied along each axis.
         np.testing.assert_allclose(np.vdot(got, y), np.vdot(x, adjoint), rtol=1e-12)
         expected = y
@@ -135,19 +167,20 @@ def test_linear_filter_check_grads(padding):
     with jax.enable_x64(True):
         for taps, axes in ((TAPS["gaussian"], (1,)), (TAPS["erf"], (1, 2)),
                            (TAPS["skew"], (1, 2, 3))):
-            check_grads(lambda v, t=taps, a=axes: linear_filter(v, t, a, padding=padding),
-                        (jnp.asarray(x),), order=2, modes=["rev"])
+            check_grads_jitted(lambda v, t=taps, a=axes: linear_filter(v, t, a, padding=padding),
+                               (jnp.asarray(x),), order=2)
 
 
 def test_linear_filter_dtypes_axes_jit_vmap():
     x = np.random.default_rng(1).normal(size=(3, 12, 11)).astype(np.float32)
     taps = gaussian_taps(5, 1.0)
     expected = _scipy_filter(x.astype(np.float64), taps, (1, 2), "reflect")
-    got = linear_filter(jnp.asarray(x, jnp.bfloat16), taps, (-2, -1))
+    got, grad = jax.jit(lambda v: (  # one program for the value and the gradient
+        linear_filter(v, taps, (-2, -1)),
+        jax.grad(lambda v: jnp.sum(linear_filter(v, taps, (1, 2))))(v)))(
+        jnp.asarray(x, jnp.bfloat16))
     assert got.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(got, np.float32), expected, atol=0.05)
-    grad = jax.grad(lambda v: jnp.sum(linear_filter(v, taps, (1, 2))))(jnp.asarray(x,
-                                                                          jnp.bfloat16))
     assert grad.dtype == jnp.bfloat16
     f = jax.jit(lambda v: linear_filter(v, taps, (1, 2), padding="zero"))
     np.testing.assert_allclose(jax.vmap(f)(x[:, None])[:, 0], f(x), rtol=1e-6, atol=1e-6)
@@ -236,13 +269,13 @@ def test_gradients_jit_and_vmap():
     with jax.enable_x64(True):
         x = jnp.asarray(rng.permutation(30).reshape(5, 6) / 7.0)  # distinct values
         for fn in (erode, dilate, opening):
-            check_grads(lambda y, fn=fn: fn(y, 2), (x,), order=2, modes=["rev"])
+            check_grads_jitted(lambda y, fn=fn: fn(y, 2), (x,), order=2)
         # Each output is one input: the gradient of the sum counts the windows won.
-        grad = jax.grad(lambda y: erode(y, 2).sum())(x)
+        grad = jax.jit(jax.grad(lambda y: erode(y, 2).sum()))(x)
         assert float(grad.sum()) == x.size
         batch = jnp.stack([x, -x])
         np.testing.assert_array_equal(jax.jit(dilate, static_argnums=1)(batch, 2),
-                                      jax.vmap(lambda y: dilate(y, 2))(batch))
+                                      jax.jit(jax.vmap(lambda y: dilate(y, 2)))(batch))
         with pytest.raises(TypeError, match="forward-mode"):
             jax.jvp(lambda y: erode(y, 2), (x,), (x,))
 
@@ -251,20 +284,29 @@ def test_gradient_goes_to_the_winner():
     x = jnp.array([[4.0, 1.0, 5.0],
                    [3.0, 9.0, 2.0],
                    [6.0, 8.0, 7.0]])
-    onehot = jnp.zeros((3, 3)).at[1, 1].set(1.0)
+    onehot = np.zeros((3, 3))
+    onehot[1, 1] = 1.0
+    corner = np.zeros((3, 3))
+    corner[2, 0] = 1.0
+
+    @jax.jit  # one program for the five gradients
+    def grads(x, ties_max, ties_min):
+        return (jax.grad(lambda v: jnp.sum(erode(v, 2) * onehot))(x),
+                jax.grad(lambda v: jnp.sum(dilate(v, 2) * onehot))(x),
+                jax.grad(lambda v: jnp.sum(dilate(v, 2) * corner))(x),
+                jax.grad(lambda v: dilate(v, 1)[1])(ties_max),
+                jax.grad(lambda v: erode(v, 1)[1])(ties_min))
+
+    erode_at, dilate_at, dilate_corner, ties_max, ties_min = grads(
+        x, jnp.array([2.0, 2.0, 2.0]), jnp.array([3.0, 1.0, 1.0]))
     # erode at (1, 1): min(9, 1, 8, 3, 2) = 1 at (0, 1); dilate at (1, 1): 9 itself.
-    np.testing.assert_array_equal(
-        jax.grad(lambda v: jnp.sum(erode(v, 2) * onehot))(x), jnp.zeros((3, 3)).at[0, 1].set(1))
-    np.testing.assert_array_equal(
-        jax.grad(lambda v: jnp.sum(dilate(v, 2) * onehot))(x), onehot)
+    np.testing.assert_array_equal(erode_at, jnp.zeros((3, 3)).at[0, 1].set(1))
+    np.testing.assert_array_equal(dilate_at, onehot)
     # dilate at (2, 0): max over rows 1-2, columns 0-1 = 9 at (1, 1).
-    corner = jnp.zeros((3, 3)).at[2, 0].set(1.0)
-    np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(dilate(v, 2) * corner))(x), onehot)
+    np.testing.assert_array_equal(dilate_corner, onehot)
     # Ties: the first of the window in index order (as reduce_window's gradient).
-    np.testing.assert_array_equal(
-        jax.grad(lambda v: dilate(v, 1)[1])(jnp.array([2.0, 2.0, 2.0])), [1, 0, 0])
-    np.testing.assert_array_equal(
-        jax.grad(lambda v: erode(v, 1)[1])(jnp.array([3.0, 1.0, 1.0])), [0, 1, 0])
+    np.testing.assert_array_equal(ties_max, [1, 0, 0])
+    np.testing.assert_array_equal(ties_min, [0, 1, 0])
 
 
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
@@ -275,12 +317,17 @@ def test_gradients_equal_autodiff_of_reduce_window(shape, ties):
     x = rng.integers(0, 3, size=full).astype(float) if ties else rng.normal(size=full)
     w = rng.normal(size=full)
     nd = len(shape)
+    pairs = [(erode, autodiff_erode), (dilate, autodiff_dilate),
+             (opening, lambda v, d: autodiff_dilate(autodiff_erode(v, d), d))]
+
+    @jax.jit  # one program for the three pairs
+    def both(x, w):
+        return [(jax.value_and_grad(lambda v, f=ours: jnp.sum(f(v, nd) * w))(x),
+                 jax.value_and_grad(lambda v, f=plain: jnp.sum(f(v, nd) * w))(x))
+                for ours, plain in pairs]
+
     with jax.enable_x64(True):
-        pairs = [(erode, autodiff_erode), (dilate, autodiff_dilate),
-                 (opening, lambda v, d: autodiff_dilate(autodiff_erode(v, d), d))]
-        for ours, plain in pairs:
-            value, grad = jax.value_and_grad(lambda v, f=ours: jnp.sum(f(v, nd) * w))(x)
-            want, want_grad = jax.value_and_grad(lambda v, f=plain: jnp.sum(f(v, nd) * w))(x)
+        for (value, grad), (want, want_grad) in both(x, w):
             np.testing.assert_allclose(value, want, rtol=1e-14)
             np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-14)
 
@@ -290,18 +337,26 @@ def test_pooling_check_grads_without_ties(shape):
     x = np.random.default_rng(len(shape) + 30).normal(size=(2, *shape))
     with jax.enable_x64(True):
         for fn in (erode, dilate, opening):
-            check_grads(lambda v, fn=fn: fn(v, len(shape)), (jnp.asarray(x),), order=1,
-                        modes=["rev"])
+            check_grads(jax.jit(lambda v, fn=fn: fn(v, len(shape))), (jnp.asarray(x),),
+                        order=1, modes=["rev"])
 
 
 def test_pooling_bfloat16():
     x = np.random.default_rng(5).permutation(42).reshape(6, 7).astype(np.float32)
-    for fn, reference in ((erode, ref.grey_erosion), (dilate, ref.grey_dilation)):
-        out, vjp = jax.vjp(lambda v, fn=fn: fn(v, 2), jnp.asarray(x, jnp.bfloat16))
-        (grad,) = vjp(jnp.ones_like(out))
+    @jax.jit  # one program for both operations
+    def outs_and_grads(x16, x32):
+        results = []
+        for fn in (erode, dilate):
+            out, vjp = jax.vjp(lambda v, fn=fn: fn(v, 2), x16)
+            results.append((out, vjp(jnp.ones_like(out))[0],
+                            jax.grad(lambda v, fn=fn: jnp.sum(fn(v, 2)))(x32)))
+        return results
+
+    results = outs_and_grads(jnp.asarray(x, jnp.bfloat16), jnp.asarray(x))
+    for reference, (out, grad, want) in zip((ref.grey_erosion, ref.grey_dilation), results,
+                                            strict=True):
         assert out.dtype == grad.dtype == jnp.bfloat16  # small integers: exact in bfloat16
         np.testing.assert_array_equal(np.asarray(out, np.float64), reference(x, 2))
-        want = jax.grad(lambda v, fn=fn: jnp.sum(fn(v, 2)))(jnp.asarray(x))
         np.testing.assert_array_equal(np.asarray(grad, np.float32), want)
 
 
