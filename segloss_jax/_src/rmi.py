@@ -346,7 +346,8 @@ def rmi_loss(
       >>> import segloss_jax as sl
       >>> logits = jax.random.normal(jax.random.key(0), (1, 12, 12, 2))
       >>> labels = jax.random.randint(jax.random.key(1), (1, 12, 12), 0, 2)
-      >>> print(f"{sl.rmi_loss(logits, labels, pool=None):.4f}")
+      >>> loss_fn = jax.jit(lambda x, y: sl.rmi_loss(x, y, pool=None))
+      >>> print(f"{loss_fn(logits, labels):.4f}")
       2.3522
 
     References:

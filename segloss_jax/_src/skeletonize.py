@@ -360,17 +360,19 @@ def skeletonize(mask: ArrayLike, *, method: SkeletonMethod = None) -> jax.Array:
       Bool, the shape of ``mask``. An empty mask gives an empty skeleton.
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
+      >>> skeletonize = jax.jit(sl.skeletonize)
       >>> bar = jnp.zeros((5, 8), bool).at[1:4, 1:7].set(True)  # a 3 x 6 bar
-      >>> print(sl.skeletonize(bar).astype(int))
+      >>> print(skeletonize(bar).astype(int))
       [[0 0 0 0 0 0 0 0]
        [0 0 0 0 0 1 0 0]
        [0 1 1 1 1 0 0 0]
        [0 0 0 0 0 0 0 0]
        [0 0 0 0 0 0 0 0]]
       >>> ring = jnp.ones((5, 5), bool).at[2, 2].set(False)  # a hole is kept
-      >>> print(sl.skeletonize(ring).astype(int))
+      >>> print(skeletonize(ring).astype(int))
       [[0 0 0 0 0]
        [0 0 1 0 0]
        [0 1 0 1 0]

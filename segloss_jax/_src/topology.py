@@ -188,14 +188,18 @@ def cldice_loss(
     constant (``softmax=True, to_onehot_y=True`` for integer labels).
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> labels = jnp.zeros((1, 5, 5), jnp.int32).at[0, 2, :].set(1)  # a thin line
       >>> logits = jnp.where(labels == 1, 3.0, -3.0)[..., None]  # [B=1, 5, 5, C=1]
-      >>> print(f"{sl.cldice_loss(logits, labels, activation='sigmoid'):.4f}")
+      >>> @jax.jit
+      ... def loss(x):
+      ...     return sl.cldice_loss(x, labels, activation="sigmoid")
+      >>> print(f"{loss(logits):.4f}")
       0.0202
       >>> broken = logits.at[0, 2, 2, 0].set(-3.0)  # a gap in the line costs more
-      >>> print(f"{sl.cldice_loss(broken, labels, activation='sigmoid'):.4f}")
+      >>> print(f"{loss(broken):.4f}")
       0.1052
 
     References:
@@ -260,11 +264,13 @@ def dice_cldice_loss(
     constant.
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> labels = jnp.zeros((1, 5, 5), jnp.int32).at[0, 2, :].set(1)
       >>> logits = jnp.where(labels == 1, 3.0, -3.0)[..., None]
-      >>> print(f"{sl.dice_cldice_loss(logits, labels, activation='sigmoid'):.4f}")
+      >>> loss_fn = jax.jit(lambda x, y: sl.dice_cldice_loss(x, y, activation="sigmoid"))
+      >>> print(f"{loss_fn(logits, labels):.4f}")
       0.0607
 
     References:
@@ -423,11 +429,13 @@ def skeleton_recall_loss(
     topology page.
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> labels = jnp.zeros((1, 7, 7), jnp.int32).at[0, 3, :].set(1)  # a thin line
       >>> logits = 3.0 * (2.0 * labels - 1.0)[..., None]  # ±3, [B=1, 7, 7, C=1]
-      >>> def loss(x):
+      >>> @jax.jit
+      ... def loss(x):
       ...     return sl.skeleton_recall_loss(x, labels, activation="sigmoid")
       >>> gap = logits.at[0, 3, 3, 0].set(-3.0)  # a gap in the line costs more
       >>> print(f"{loss(logits):.4f} {loss(gap):.4f}")

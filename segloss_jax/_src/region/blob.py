@@ -172,11 +172,13 @@ def blob_loss(
     logits: MONAI's Dice smooths with ``1e-5`` on both sides, as the default here.
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> logits = jnp.array([[[2.0], [1.0], [-1.0], [3.0], [-2.0]]])  # [B=1, W=5, C=1]
       >>> instances = jnp.array([[1, 1, 0, 2, 0]])  # two instances
-      >>> print(f"{sl.blob_loss(logits, instances):.4f}")
+      >>> loss_fn = jax.jit(lambda x, y: sl.blob_loss(x, y, max_instances=2))  # a bound under jit
+      >>> print(f"{loss_fn(logits, instances):.4f}")
       0.6334
 
     References:

@@ -147,11 +147,13 @@ def boundary_dou_loss(
     class over the batch, mean over all classes) is ``boundary_dou_loss(x, y)``.
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> labels = jnp.zeros((1, 8, 8), jnp.int32).at[0, 2:6, 2:6].set(1)
       >>> logits = 2.0 * (2.0 * labels - 1.0)[..., None]  # ±2, [B=1, 8, 8, C=1]
-      >>> def loss(x):
+      >>> @jax.jit
+      ... def loss(x):
       ...     return sl.boundary_dou_loss(x, labels, activation="sigmoid")
       >>> shifted = jnp.roll(logits, 1, axis=2)  # the square one pixel off
       >>> print(f"{loss(logits):.4f} {loss(shifted):.4f}")
