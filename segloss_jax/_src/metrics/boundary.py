@@ -137,7 +137,7 @@ def boundary_iou(
       >>> print(f"{sl.boundary_iou(p, g, dilation=1):.4f} {sl.boundary_iou(p, g, dilation=2):.4f}")
       0.3333 0.6000
       >>> batch = jnp.stack([g, p])  # vmap for a batch of mask pairs
-      >>> print(jax.vmap(lambda a, b: sl.boundary_iou(a, b, dilation=1))(batch, batch))
+      >>> print(jax.jit(jax.vmap(lambda a, b: sl.boundary_iou(a, b, dilation=1)))(batch, batch))
       [1. 1.]
 
     References:

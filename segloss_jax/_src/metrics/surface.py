@@ -188,7 +188,7 @@ def hausdorff_distance(
       >>> print(sl.hausdorff_distance(a, b), sl.hausdorff_distance(a, b, sampling=(1.0, 0.5)))
       2.0 1.0
       >>> batch = jnp.stack([a, b])  # vmap for a batch of mask pairs
-      >>> print(jax.vmap(sl.hausdorff_distance)(batch, batch[::-1]))
+      >>> print(jax.jit(jax.vmap(sl.hausdorff_distance))(batch, batch[::-1]))
       [2. 2.]
 
     References:
@@ -349,7 +349,7 @@ def surface_dice(
       >>> print(sl.surface_dice(a, b, tolerance=2.0))
       1.0
       >>> batch = jnp.stack([a, b])  # vmap for a batch of mask pairs
-      >>> print(jax.vmap(lambda p, g: sl.surface_dice(p, g, tolerance=1.0))(batch, batch))
+      >>> print(jax.jit(jax.vmap(lambda p, g: sl.surface_dice(p, g, tolerance=1.0)))(batch, batch))
       [1. 1.]
 
     References:

@@ -95,12 +95,14 @@ def generalized_wasserstein_dice_loss(
     weighting=w, smooth=(a, d), reduction=r)``, for any batch size.
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> m = [[0.0, 1.0, 1.0], [1.0, 0.0, 0.5], [1.0, 0.5, 0.0]]  # classes 1, 2 close
       >>> logits = jnp.array([[[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 3.0, 2.0]]])
       >>> labels = jnp.array([[0, 1, 2]])  # the last pixel is taken for class 1
-      >>> print(f"{sl.generalized_wasserstein_dice_loss(logits, labels, distance_matrix=m):.4f}")
+      >>> loss_fn = jax.jit(sl.generalized_wasserstein_dice_loss)
+      >>> print(f"{loss_fn(logits, labels, distance_matrix=jnp.array(m)):.4f}")
       0.1242
 
     References:
