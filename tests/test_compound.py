@@ -42,9 +42,10 @@ def test_dice_ce_matches_reference(act, per_image):
     valid = mask()
     w = np.array([0.5, 1.0, 2.0]) if act == "softmax" else None
     with jax.enable_x64(True):
-        got = sl.dice_ce_loss(jnp.asarray(x), jnp.asarray(y), activation=act, per_image=per_image,
-                              lambda_dice=0.7, lambda_ce=1.3, where=jnp.asarray(valid),
-                              class_weights=None if w is None else jnp.asarray(w))
+        got = jax.jit(lambda x, y: sl.dice_ce_loss(
+            x, y, activation=act, per_image=per_image, lambda_dice=0.7, lambda_ce=1.3,
+            where=jnp.asarray(valid), class_weights=None if w is None else jnp.asarray(w)))(
+            jnp.asarray(x), jnp.asarray(y))
     dice = ref.reduce_units(1 - ref.dice_scores(p, g, valid, per_image), None, "mean", w)
     want = 0.7 * dice + 1.3 * ref.mean_cross_entropy(p, g, valid, act == "sigmoid", w)
     np.testing.assert_allclose(got, want, rtol=1e-10)
@@ -54,34 +55,40 @@ def test_dice_ce_routes_region_keywords_to_dice_only():
     x, y, _, _ = inputs("softmax")
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
     kw = dict(include_background=False, classes="present", smooth=(0.0, 1e-6), per_image=True)
-    got = sl.dice_ce_loss(x, y, ignore_index=2, **kw)
-    want = sl.dice_loss(x, y, ignore_index=2, **kw) + sl.cross_entropy(x, y, ignore_index=2)
-    np.testing.assert_allclose(got, want, rtol=1e-6)
-    # activation=None: probabilities; categorical for C > 1, binary for C == 1.
-    probs = jax.nn.softmax(x)
-    np.testing.assert_allclose(sl.dice_ce_loss(probs, y, activation=None),
-                               sl.dice_ce_loss(x, y), rtol=1e-5)
     xb, yb, _, _ = inputs("sigmoid")
     xb, yb = jnp.asarray(xb, jnp.float32), jnp.asarray(yb)
-    np.testing.assert_allclose(sl.dice_ce_loss(jax.nn.sigmoid(xb), yb, activation=None),
-                               sl.dice_ce_loss(xb, yb, activation="sigmoid"), rtol=1e-5)
+
+    @jax.jit  # one compiled program for the three comparisons
+    def pairs(x, y, xb, yb):
+        return [(sl.dice_ce_loss(x, y, ignore_index=2, **kw),
+                 sl.dice_loss(x, y, ignore_index=2, **kw) + sl.cross_entropy(x, y, ignore_index=2)),
+                # activation=None: probabilities; categorical for C > 1, binary for C == 1.
+                (sl.dice_ce_loss(jax.nn.softmax(x), y, activation=None), sl.dice_ce_loss(x, y)),
+                (sl.dice_ce_loss(jax.nn.sigmoid(xb), yb, activation=None),
+                 sl.dice_ce_loss(xb, yb, activation="sigmoid"))]
+
+    (got, want), (from_probs, from_logits), (bin_probs, bin_logits) = pairs(x, y, xb, yb)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(from_probs, from_logits, rtol=1e-5)
+    np.testing.assert_allclose(bin_probs, bin_logits, rtol=1e-5)
 
 
 def test_dice_focal_matches_reference_and_reduces_to_dice_ce():
     x, y, p, g = inputs("softmax", seed=3)
     valid = np.ones(y.shape, bool)
+    xs, ys, ps, gs = inputs("sigmoid", seed=4)
     with jax.enable_x64(True):
-        xj, yj = jnp.asarray(x), jnp.asarray(y)
-        got = sl.dice_focal_loss(xj, yj, gamma=2.0, lambda_focal=0.5)
+        got, gamma0, dice_ce, got_sigmoid = jax.jit(lambda x, y, xs, ys: (  # one program
+            sl.dice_focal_loss(x, y, gamma=2.0, lambda_focal=0.5),
+            sl.dice_focal_loss(x, y, gamma=0.0), sl.dice_ce_loss(x, y),
+            sl.dice_focal_loss(xs, ys, activation="sigmoid", alpha=0.25)))(
+            jnp.asarray(x), jnp.asarray(y), jnp.asarray(xs), jnp.asarray(ys))
         focal = np.mean(-np.sum(g * (1 - p) ** 2 * np.log(p), -1))
         dice = ref.reduce_units(1 - ref.dice_scores(p, g, valid), None, "mean")
         want = dice + 0.5 * focal
         np.testing.assert_allclose(got, want, rtol=1e-10)
-        np.testing.assert_allclose(sl.dice_focal_loss(xj, yj, gamma=0.0), sl.dice_ce_loss(xj, yj),
-                                   rtol=1e-12)
-        xs, ys, ps, gs = inputs("sigmoid", seed=4)
-        got = sl.dice_focal_loss(jnp.asarray(xs), jnp.asarray(ys), activation="sigmoid",
-                                 alpha=0.25)
+        np.testing.assert_allclose(gamma0, dice_ce, rtol=1e-12)
+        got = got_sigmoid
         pt = ps * gs + (1 - ps) * (1 - gs)
         at = 0.25 * gs + 0.75 * (1 - gs)
         focal = np.mean(-at * (1 - pt) ** 2 * np.log(pt))
@@ -99,9 +106,10 @@ def test_combo_matches_reference(act):
     valid = mask(seed=6)
     alpha, beta = 0.3, 0.8  # the paper's α: lambda_ce = α, lambda_dice = 1 − α
     with jax.enable_x64(True):
-        got = sl.combo_loss(jnp.asarray(x), jnp.asarray(y), lambda_ce=alpha,
-                            lambda_dice=1 - alpha, beta=beta,
-                            activation=act, where=jnp.asarray(valid))
+        got = jax.jit(lambda x, y: sl.combo_loss(x, y, lambda_ce=alpha, lambda_dice=1 - alpha,
+                                                 beta=beta, activation=act,
+                                                 where=jnp.asarray(valid)))(
+            jnp.asarray(x), jnp.asarray(y))
     c = p.shape[-1]
     mbce = -(beta * g * np.log(p) + (1 - beta) * (1 - g) * np.log(1 - p))
     mbce = np.sum(valid[..., None] * mbce) / (valid.sum() * c)
@@ -116,12 +124,15 @@ def test_combo_beta_weighs_false_negatives():
     with_fn, with_fp = jnp.full((1, 2, 1), -2.0), jnp.full((1, 2, 1), 2.0)
     f = functools.partial(sl.combo_loss, labels=labels, activation="sigmoid", lambda_ce=1.0,
                           lambda_dice=0.0)
-    assert f(with_fn, beta=0.9) > f(with_fn, beta=0.1)
-    assert f(with_fp, beta=0.9) < f(with_fp, beta=0.1)
+    fn_hi, fn_lo, fp_hi, fp_lo = jax.jit(lambda a, b: [  # one compiled program
+        f(a, beta=0.9), f(a, beta=0.1), f(b, beta=0.9), f(b, beta=0.1)])(with_fn, with_fp)
+    assert fn_hi > fn_lo
+    assert fp_hi < fp_lo
+    # Checked while tracing: under jit nothing is compiled before they raise.
     with pytest.raises(ValueError, match="lambda_ce"):
-        f(with_fn, lambda_ce=-0.5)
+        jax.jit(lambda a: f(a, lambda_ce=-0.5))(with_fn)
     with pytest.raises(ValueError, match="beta"):
-        f(with_fn, beta=-0.1)
+        jax.jit(lambda a: f(a, beta=-0.1))(with_fn)
 
 
 # ----------------------------------------------------------------------------- exp_log
@@ -138,10 +149,10 @@ def test_exp_log_matches_reference(act, per_image, include_background, weighted)
     gamma = 0.3
     w = np.array([0.4, 1.0, 1.6]) if weighted else None
     with jax.enable_x64(True):
-        got = sl.exp_log_loss(jnp.asarray(x), jnp.asarray(y), activation=act, smooth=1.0,
-                              per_image=per_image, include_background=include_background,
-                              where=jnp.asarray(valid),
-                              class_weights=None if w is None else jnp.asarray(w))
+        got = jax.jit(lambda x, y: sl.exp_log_loss(
+            x, y, activation=act, smooth=1.0, per_image=per_image,
+            include_background=include_background, where=jnp.asarray(valid),
+            class_weights=None if w is None else jnp.asarray(w)))(jnp.asarray(x), jnp.asarray(y))
     c = p.shape[-1]
     dice = ref.dice_scores(p, g, valid, per_image, smooth=1.0)
     keep = np.ones(dice.shape, bool)
@@ -208,9 +219,10 @@ def test_fused_compound_equals_its_terms(name, act, per_image):
               class_weights=[1.0, 2.0, 0.5][:c])
     with jax.enable_x64(True):
         x, y = jnp.asarray(x), jnp.asarray(y)
-        fused = jax.jit(jax.value_and_grad(lambda v: getattr(sl, name)(v, y, **own, **kw)))
-        parts = jax.jit(jax.value_and_grad(lambda v: terms(v, y, kw)))
-        (value, grad), (expected, expected_grad) = fused(x), parts(x)
+        fused = jax.value_and_grad(lambda v: getattr(sl, name)(v, y, **own, **kw))
+        parts = jax.value_and_grad(lambda v: terms(v, y, kw))
+        # One compiled program for both.
+        (value, grad), (expected, expected_grad) = jax.jit(lambda v: (fused(v), parts(v)))(x)
     np.testing.assert_allclose(value, expected, rtol=1e-12)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-12)
 
@@ -231,8 +243,9 @@ def test_fused_compound_is_one_custom_vjp():
                                      ("unified_focal_loss", "lambda_focal_tversky")])
 def test_negative_term_weights_rejected(name, kw):
     x, y, _, _ = inputs("softmax")
-    with pytest.raises(ValueError, match=kw):
-        getattr(sl, name)(jnp.asarray(x, jnp.float32), jnp.asarray(y), **{kw: -1.0})
+    with pytest.raises(ValueError, match=kw):  # raised while tracing, nothing compiled
+        jax.jit(lambda x, y: getattr(sl, name)(x, y, **{kw: -1.0}))(
+            jnp.asarray(x, jnp.float32), jnp.asarray(y))
 
 
 # ----------------------------------------------------------------------------- combine
@@ -243,23 +256,26 @@ def test_combine_is_the_weighted_sum_and_jits():
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(jnp.where(mask(11), y, 255))
     fn = sl.combine({"dice": 1.0, "cross_entropy": 0.5, "focal": 0.25}, ignore_index=255,
                     per_loss={"focal": {"gamma": 1.0}})
-    want = (sl.dice_loss(x, y, ignore_index=255) + 0.5 * sl.cross_entropy(x, y, ignore_index=255)
-           + 0.25 * sl.focal_loss(x, y, ignore_index=255, gamma=1.0))
-    np.testing.assert_allclose(fn(x, y), want, rtol=1e-6)
-    np.testing.assert_allclose(jax.jit(fn)(x, y), want, rtol=1e-6)
-    grad = jax.grad(fn)(x, y)
+    want = jax.jit(lambda x, y: sl.dice_loss(x, y, ignore_index=255)
+                   + 0.5 * sl.cross_entropy(x, y, ignore_index=255)
+                   + 0.25 * sl.focal_loss(x, y, ignore_index=255, gamma=1.0))(x, y)
+    np.testing.assert_allclose(fn(x, y), want, rtol=1e-6)  # eagerly
+    # Under jit: the value, its gradient and call-time keywords, which reach every member
+    # and override the shared ones (one compiled program).
+    jitted, grad, overridden = jax.jit(lambda x, y: (
+        fn(x, y), jax.grad(fn)(x, y), fn(x, y, ignore_index=None, where=jnp.asarray(mask(11)))))(
+        x, y)
+    np.testing.assert_allclose(jitted, want, rtol=1e-6)
     assert np.all(np.asarray(grad)[np.asarray(y) == 255] == 0)
-    # Call-time keywords reach every member and override the shared ones.
-    np.testing.assert_allclose(fn(x, y, ignore_index=None, where=jnp.asarray(mask(11))),
-                               want, rtol=1e-6)
+    np.testing.assert_allclose(overridden, want, rtol=1e-6)
     assert fn.weights == {"dice": 1.0, "cross_entropy": 0.5, "focal": 0.25}
     # Compounds combine too, and sigmoid members with an explicit activation.
     xb, yb, _, _ = inputs("sigmoid")
     xb, yb = jnp.asarray(xb, jnp.float32), jnp.asarray(yb)
     fb = sl.combine({"dice_ce": 1.0, "binary_cross_entropy": 2.0}, activation="sigmoid")
-    np.testing.assert_allclose(
-        fb(xb, yb), sl.dice_ce_loss(xb, yb, activation="sigmoid")
-        + 2 * sl.binary_cross_entropy(xb, yb), rtol=1e-6)
+    got, expected = jax.jit(lambda x, y: (fb(x, y), sl.dice_ce_loss(x, y, activation="sigmoid")
+                                          + 2 * sl.binary_cross_entropy(x, y)))(xb, yb)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_combine_errors():
@@ -283,5 +299,6 @@ def test_combine_errors():
         sl.combine({"dice": "1"})
     fn = sl.combine({"dice": 1.0, "cross_entropy": 1.0})
     x, y, _, _ = inputs("softmax")
-    with pytest.raises(TypeError, match=r"'cross_entropy'.*'per_image'"):
-        fn(jnp.asarray(x, jnp.float32), jnp.asarray(y), per_image=True)
+    with pytest.raises(TypeError, match=r"'cross_entropy'.*'per_image'"):  # while tracing
+        jax.jit(lambda x, y: fn(x, y, per_image=True))(jnp.asarray(x, jnp.float32),
+                                                       jnp.asarray(y))

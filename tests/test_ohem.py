@@ -67,7 +67,8 @@ def test_ranked_by_log_probability_not_probability():
     """Every label probability rounds to 1 in float32; the least confident pixel is kept."""
     x = jnp.array([[[20.0, 0.0], [25.0, 0.0], [30.0, 0.0]]])
     labels = jnp.array([[0, 0, 0]])
-    grad = jax.grad(lambda x: sl.ohem_cross_entropy(x, labels, thresh=0.5, min_kept=1))(x)
+    grad = jax.jit(jax.grad(lambda x: sl.ohem_cross_entropy(x, labels, thresh=0.5,
+                                                            min_kept=1)))(x)
     # d CE / d x_1 = p_1 = σ(−margin) at the one kept pixel, 0 elsewhere.
     np.testing.assert_allclose(grad[0, :, 1], [np.exp(-20.0), 0.0, 0.0], rtol=1e-5)
 
@@ -76,15 +77,16 @@ def test_ranked_by_log_probability_not_probability():
 def test_nothing_kept_is_zero_with_zero_gradient(labels):
     """Nothing valid, or one valid pixel above the threshold (m = min(k, n − 1) = 0)."""
     x = jnp.array([[[3.0, 0.0], [0.0, 1.0], [1.0, 0.0]]])
-    value, grad = jax.value_and_grad(lambda x: sl.ohem_cross_entropy(
-        x, jnp.asarray(labels), thresh=0.7, min_kept=5, ignore_index=IGNORE))(x)
+    value, grad = jax.jit(jax.value_and_grad(lambda x: sl.ohem_cross_entropy(
+        x, jnp.asarray(labels), thresh=0.7, min_kept=5, ignore_index=IGNORE)))(x)
     assert value == 0.0 and np.all(np.asarray(grad) == 0)
 
 
 def test_ties_share_the_slots_left():
     x = jnp.array([[[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [2.0, 0.0]]])
     labels = jnp.array([[0, 0, 0, 0]])
-    none = sl.ohem_cross_entropy(x, labels, thresh=0.0, min_kept=2, reduction="none")
+    none = jax.jit(lambda x, y: sl.ohem_cross_entropy(x, y, thresh=0.0, min_kept=2,
+                                                      reduction="none"))(x, labels)
     ce = np.log1p(np.e)
     np.testing.assert_allclose(none[0, :3], [2 * ce / 3] * 3, rtol=1e-6)
     assert none[0, 3] == 0
@@ -139,9 +141,9 @@ def test_gradient_matches_finite_differences():
 ])
 def test_bad_options(kwargs, exc, match):
     x, labels = _case(0)
-    with pytest.raises(exc, match=match):
-        sl.ohem_cross_entropy(jnp.asarray(x), jnp.asarray(labels), ignore_index=IGNORE,
-                              **kwargs)
+    with pytest.raises(exc, match=match):  # raised while tracing, before any compilation
+        jax.jit(lambda x, y: sl.ohem_cross_entropy(x, y, ignore_index=IGNORE, **kwargs))(
+            jnp.asarray(x), jnp.asarray(labels))
 
 
 def test_axis_name_selects_over_the_global_batch():
@@ -155,12 +157,13 @@ def test_axis_name_selects_over_the_global_batch():
     labels[:3].reshape(3, -1)[:, :7] = IGNORE  # uneven shards
     labels = jnp.asarray(labels)
     fn = functools.partial(sl.ohem_cross_entropy, thresh=0.5, min_kept=30, ignore_index=IGNORE)
-    want, want_grad = jax.value_and_grad(lambda x: fn(x, labels))(x)
 
     def global_loss(x):
         return jax.shard_map(lambda x, y: fn(x, y, axis_name="data"), mesh=mesh,
                              in_specs=(P("data"),) * 2, out_specs=P())(x, labels)
 
-    got, grad = jax.jit(jax.value_and_grad(global_loss))(x)
+    # One compiled program: the single-device loss and the sharded one.
+    (want, want_grad), (got, grad) = jax.jit(lambda x: (
+        jax.value_and_grad(lambda x: fn(x, labels))(x), jax.value_and_grad(global_loss)(x)))(x)
     np.testing.assert_allclose(got, want, rtol=2e-5)
     np.testing.assert_allclose(grad, want_grad, rtol=2e-5, atol=1e-7)

@@ -183,9 +183,10 @@ def test_compound_is_dice_plus_the_weighted_term(compound, term, act, kw):
         return jnp.stack(both(x, jnp.asarray(labels), jnp.asarray(w), normalize))
 
     with jax.enable_x64(True):
-        for normalize in (False, True):
-            values, grads = jax.jit(lambda x, n=normalize: (
-                stacked(x, n), jax.jacrev(stacked)(x, n)))(jnp.asarray(x))
+        # One compiled program for both normalize settings.
+        results = jax.jit(lambda x: [(stacked(x, n), jax.jacrev(stacked)(x, n))
+                                     for n in (False, True)])(jnp.asarray(x))
+        for values, grads in results:
             np.testing.assert_allclose(values[0], values[1], rtol=1e-12)
             np.testing.assert_allclose(grads[0], grads[1], rtol=1e-10, atol=1e-14)
 
@@ -245,16 +246,20 @@ def test_torch_weighted_forms():
     (-np.ones(SHAPE), ValueError, "must be non-negative"),
 ])
 def test_bad_weights(weights, exc, match):
+    # Checked in Python when the call is traced (the weights are host values): under jit
+    # the check raises before anything is compiled (called eagerly, the loss would compile
+    # its operations one by one before reaching it).
     x, labels, _ = _case(3)
     with pytest.raises(exc, match=match):
-        sl.cross_entropy(jnp.asarray(x), jnp.asarray(labels), pixel_weights=weights)
+        jax.jit(lambda x, y: sl.cross_entropy(x, y, pixel_weights=weights))(
+            jnp.asarray(x), jnp.asarray(labels))
 
 
 def test_bad_normalize_weights():
     x, labels, w = _case(3)
-    with pytest.raises(TypeError, match="normalize_weights"):
-        sl.focal_loss(jnp.asarray(x), jnp.asarray(labels), pixel_weights=w,
-                      normalize_weights="yes")
+    with pytest.raises(TypeError, match="normalize_weights"):  # raised while tracing
+        jax.jit(lambda x, y: sl.focal_loss(x, y, pixel_weights=w, normalize_weights="yes"))(
+            jnp.asarray(x), jnp.asarray(labels))
 
 
 def test_negative_weights_reported_under_checkify():
@@ -292,12 +297,14 @@ def test_axis_name_gives_the_single_device_value_and_gradient(name, act, normali
                                                  jnp.float32)
     fn = functools.partial(getattr(sl, name), activation=act, ignore_index=IGNORE,
                            normalize_weights=normalize)
-    want, want_grad = jax.value_and_grad(lambda x: fn(x, labels, pixel_weights=w))(x)
 
     def global_loss(x):
         return jax.shard_map(lambda x, y, w: fn(x, y, pixel_weights=w, axis_name="data"),
                              mesh=mesh, in_specs=(P("data"),) * 3, out_specs=P())(x, labels, w)
 
-    got, grad = jax.jit(jax.value_and_grad(global_loss))(x)
+    # One compiled program: the single-device loss and the sharded one.
+    (want, want_grad), (got, grad) = jax.jit(lambda x: (
+        jax.value_and_grad(lambda x: fn(x, labels, pixel_weights=w))(x),
+        jax.value_and_grad(global_loss)(x)))(x)
     np.testing.assert_allclose(got, want, rtol=2e-5)
     np.testing.assert_allclose(grad, want_grad, rtol=2e-5, atol=1e-7)

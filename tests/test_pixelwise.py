@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,8 +60,9 @@ def test_binary_cross_entropy_soft_labels_class_weights_and_mask():
 def test_binary_cross_entropy_matches_optax():
     x, labels = random_case(2, c=1)
     g = ref.one_hot(labels, 1)
-    expected = optax.losses.sigmoid_binary_cross_entropy(jnp.asarray(x), jnp.asarray(g)).mean()
-    got = sl.binary_cross_entropy(jnp.asarray(x, jnp.float32), jnp.asarray(labels))
+    expected, got = jax.jit(lambda x, g, y: (  # one compiled program
+        optax.losses.sigmoid_binary_cross_entropy(x, g).mean(), sl.binary_cross_entropy(x, y)))(
+        jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32), jnp.asarray(labels))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
@@ -76,7 +79,7 @@ def test_binary_cross_entropy_gradient_at_zero_logit():
     # d/dx BCE = sigmoid(x) - g; x = 0 exactly is where the stable form has its kinks.
     x = jnp.zeros((1, 2, 1))
     labels = jnp.array([[1, 0]])
-    grad = jax.grad(lambda l: sl.binary_cross_entropy(l, labels, reduction="sum"))(x)
+    grad = jax.jit(jax.grad(lambda l: sl.binary_cross_entropy(l, labels, reduction="sum")))(x)
     np.testing.assert_allclose(grad[0, :, 0], [-0.5, 0.5], rtol=1e-6)
 
 
@@ -119,33 +122,49 @@ def test_cross_entropy_dense_labels_equal_integer_labels():
 def test_cross_entropy_matches_optax_and_torch_formula():
     x, labels = random_case(9, c=3)
     xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(labels)
-    expected = optax.losses.softmax_cross_entropy_with_integer_labels(xj, yj).mean()
-    np.testing.assert_allclose(sl.cross_entropy(xj, yj), expected, rtol=1e-5)
+    expected, got = jax.jit(lambda x, y: (  # one compiled program
+        optax.losses.softmax_cross_entropy_with_integer_labels(x, y).mean(),
+        sl.cross_entropy(x, y)))(xj, yj)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 def test_cross_entropy_hand_worked():
     # One pixel, logits (0, ln 3): p = (1/4, 3/4); label 1 -> -log(3/4).
     logits = jnp.array([[[0.0, np.log(3.0)]]])
-    np.testing.assert_allclose(sl.cross_entropy(logits, jnp.array([[1]])), -np.log(0.75),
-                               rtol=1e-6)
+    plain, smoothed = jax.jit(lambda x, y: (  # one compiled program
+        sl.cross_entropy(x, y), sl.cross_entropy(x, y, label_smoothing=0.5)))(
+        logits, jnp.array([[1]]))
+    np.testing.assert_allclose(plain, -np.log(0.75), rtol=1e-6)
     # Label smoothing 0.5 over 2 classes: targets (1/4, 3/4).
     expected = -(0.25 * np.log(0.25) + 0.75 * np.log(0.75))
-    got = sl.cross_entropy(logits, jnp.array([[1]]), label_smoothing=0.5)
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-6)
+
+
+FOCAL_GAMMAS = (0.0, 0.5, 2.0)
+
+
+@functools.cache
+def _focal_softmax_values(alpha):
+    """The float64 focal loss of case 10 for every gamma (static), one program per alpha."""
+    x, labels = random_case(10, c=3)
+    arg = np.array([0.1, 0.6, 0.3]) if alpha == "array" else alpha
+    values = f64(lambda x, y: [sl.focal_loss(x, y, gamma=gamma, alpha=arg)
+                               for gamma in FOCAL_GAMMAS], x, labels)
+    return dict(zip(FOCAL_GAMMAS, values, strict=True))
 
 
 @pytest.mark.parametrize("alpha", [None, 0.25, "array"])
-@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("gamma", FOCAL_GAMMAS)
 def test_focal_softmax_matches_reference(gamma, alpha):
     x, labels = random_case(10, c=3)
     if alpha is None:
-        alpha_vec, arg = np.ones(3), None
+        alpha_vec = np.ones(3)
     elif alpha == "array":
-        alpha_vec = arg = np.array([0.1, 0.6, 0.3])
+        alpha_vec = np.array([0.1, 0.6, 0.3])
     else:
-        alpha_vec, arg = np.array([1 - alpha, alpha, alpha]), alpha
+        alpha_vec = np.array([1 - alpha, alpha, alpha])
     expected = ref.focal_softmax(ref.softmax(x), ref.one_hot(labels, 3), gamma, alpha_vec).mean()
-    got = f64(sl.focal_loss, x, labels, gamma=gamma, alpha=arg)
+    got = _focal_softmax_values(alpha)[gamma]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
@@ -157,27 +176,30 @@ def test_focal_sigmoid_matches_reference_and_optax(gamma, alpha):
     expected = ref.focal_sigmoid(ref.sigmoid(x), g, gamma, alpha).mean()
     got = f64(sl.focal_loss, x, labels, gamma=gamma, alpha=alpha, activation="sigmoid")
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    peer = optax.losses.sigmoid_focal_loss(jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32),
-                                           alpha=alpha, gamma=gamma).mean()
-    got32 = sl.focal_loss(jnp.asarray(x, jnp.float32), jnp.asarray(labels), gamma=gamma,
-                          alpha=alpha, activation="sigmoid")
+    peer, got32 = jax.jit(lambda x, g, y: (  # one compiled program
+        optax.losses.sigmoid_focal_loss(x, g, alpha=alpha, gamma=gamma).mean(),
+        sl.focal_loss(x, y, gamma=gamma, alpha=alpha, activation="sigmoid")))(
+        jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32), jnp.asarray(labels))
     np.testing.assert_allclose(got32, peer, rtol=1e-5)
 
 
 def test_focal_gamma_zero_is_cross_entropy():
     x, labels = random_case(12, c=4)
-    np.testing.assert_allclose(f64(sl.focal_loss, x, labels, gamma=0.0),
-                               f64(sl.cross_entropy, x, labels), rtol=1e-12)
     x1, labels1 = random_case(13, c=1)
-    np.testing.assert_allclose(f64(sl.focal_loss, x1, labels1, gamma=0.0, activation="sigmoid"),
-                               f64(sl.binary_cross_entropy, x1, labels1), rtol=1e-12)
+    # One compiled program for the four losses.
+    focal, ce, focal1, bce = f64(lambda x, y, x1, y1: [
+        sl.focal_loss(x, y, gamma=0.0), sl.cross_entropy(x, y),
+        sl.focal_loss(x1, y1, gamma=0.0, activation="sigmoid"),
+        sl.binary_cross_entropy(x1, y1)], x, labels, x1, labels1)
+    np.testing.assert_allclose(focal, ce, rtol=1e-12)
+    np.testing.assert_allclose(focal1, bce, rtol=1e-12)
 
 
 def test_focal_small_gamma_gradient_finite_at_certainty():
     # (1 - p)^0.5 has an infinite derivative at p = 1; the loss must not turn it into NaN.
     logits = jnp.array([[[60.0, -60.0], [-60.0, 60.0]]])
     labels = jnp.array([[0, 1]])
-    grad = jax.grad(lambda l: sl.focal_loss(l, labels, gamma=0.5))(logits)
+    grad = jax.jit(jax.grad(lambda l: sl.focal_loss(l, labels, gamma=0.5)))(logits)
     assert np.all(np.isfinite(grad))
 
 
@@ -198,8 +220,8 @@ def test_all_pixels_excluded_gives_zero_and_zero_gradient():
     x, labels = random_case(16, c=3)
     where = np.zeros(labels.shape, bool)
     for loss in (sl.cross_entropy, sl.focal_loss):
-        value, grad = jax.value_and_grad(lambda l, loss=loss: loss(l, labels, where=where))(
-            jnp.asarray(x, jnp.float32))
+        value, grad = jax.jit(jax.value_and_grad(
+            lambda l, loss=loss: loss(l, labels, where=where)))(jnp.asarray(x, jnp.float32))
         assert value == 0 and np.all(grad == 0)
 
 
@@ -246,42 +268,51 @@ def test_property_shapes_and_references(spatial, c, seed):
     labels = rng.integers(0, max(c, 2), size=shape)
     g = ref.one_hot(labels, c)
     p, q = ref.sigmoid(x), ref.softmax(x)
-    np.testing.assert_allclose(f64(sl.binary_cross_entropy, x, labels), ref.bce(p, g).mean(),
-                               rtol=1e-10)
-    np.testing.assert_allclose(
-        f64(sl.focal_loss, x, labels, activation="sigmoid"), ref.focal_sigmoid(p, g, 2.0).mean(),
-        rtol=1e-10)
+
+    def losses(x, y):  # one compiled program per example
+        sigmoid = [sl.binary_cross_entropy(x, y), sl.focal_loss(x, y, activation="sigmoid")]
+        return sigmoid + ([sl.cross_entropy(x, y), sl.focal_loss(x, y)] if c > 1 else [])
+
+    values = f64(losses, x, labels)
+    np.testing.assert_allclose(values[0], ref.bce(p, g).mean(), rtol=1e-10)
+    np.testing.assert_allclose(values[1], ref.focal_sigmoid(p, g, 2.0).mean(), rtol=1e-10)
     if c > 1:
-        np.testing.assert_allclose(f64(sl.cross_entropy, x, labels), ref.ce(q, g).mean(),
+        np.testing.assert_allclose(values[2], ref.ce(q, g).mean(), rtol=1e-10)
+        np.testing.assert_allclose(values[3], ref.focal_softmax(q, g, 2.0, 1.0).mean(),
                                    rtol=1e-10)
-        np.testing.assert_allclose(f64(sl.focal_loss, x, labels),
-                                   ref.focal_softmax(q, g, 2.0, 1.0).mean(), rtol=1e-10)
 
 
 # ------------------------------------------------------------------------ bad input
 
 
+def traced(fn, x, labels, **kwargs):
+    """``fn(x, labels, **kwargs)`` under jit: a bad option raises while the call is traced,
+    before anything is compiled (called eagerly, a loss may compile its operations one by
+    one before it reaches the check)."""
+    return jax.jit(lambda a, b: fn(a, b, **kwargs))(x, labels)
+
+
 def test_weighted_cross_entropy_rejects_softmax():
     x, labels = random_case(19, c=3)
     with pytest.raises(ValueError, match="activation"):
-        sl.weighted_cross_entropy(jnp.asarray(x), jnp.asarray(labels), beta=2.0,
-                                  activation="softmax")
+        traced(sl.weighted_cross_entropy, jnp.asarray(x), jnp.asarray(labels), beta=2.0,
+               activation="softmax")
 
 
 def test_bad_hyperparameters():
     x, labels = random_case(20, c=3)
     x, labels = jnp.asarray(x), jnp.asarray(labels)
     with pytest.raises(ValueError, match="label_smoothing"):
-        sl.cross_entropy(x, labels, label_smoothing=1.5)
+        traced(sl.cross_entropy, x, labels, label_smoothing=1.5)
     with pytest.raises(ValueError, match="alpha"):
-        sl.focal_loss(x, labels, alpha=jnp.ones(4))
+        traced(sl.focal_loss, x, labels, alpha=jnp.ones(4))
     with pytest.raises(ValueError, match="beta"):
-        sl.balanced_cross_entropy(x, labels, beta=1.5, activation="sigmoid")
+        traced(sl.balanced_cross_entropy, x, labels, beta=1.5, activation="sigmoid")
     with pytest.raises(ValueError, match="ignore_index"):
-        sl.cross_entropy(x, jax.nn.one_hot(labels, 3), ignore_index=0)
+        traced(sl.cross_entropy, x, jax.nn.one_hot(labels, 3), ignore_index=0)
     with pytest.raises(TypeError, match="where"):
-        sl.cross_entropy(x, labels, where=jnp.ones(labels.shape))
+        traced(sl.cross_entropy, x, labels, where=jnp.ones(labels.shape))
     with pytest.raises(ValueError, match="where"):
-        sl.cross_entropy(x, labels, where=jnp.ones((3, 3), bool))
+        traced(sl.cross_entropy, x, labels, where=jnp.ones((3, 3), bool))
     with pytest.raises(TypeError, match="labels"):
-        sl.cross_entropy(x, labels.astype(jnp.float32))
+        traced(sl.cross_entropy, x, labels.astype(jnp.float32))
