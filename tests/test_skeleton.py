@@ -9,6 +9,8 @@ finite differences.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
-from test_windows import autodiff_dilate, autodiff_erode
+from test_windows import autodiff_dilate, autodiff_erode, check_grads_jitted
 
 import segloss_jax as sl
 from segloss_jax._src.topology import soft_skeleton
@@ -107,6 +109,20 @@ def test_soft_skeleton_properties(seed, iterations, spatial_ndim):
 # ------------------------------------------------------------------------------- values
 
 
+@functools.cache
+def _both_losses(act, spatial, c):
+    """Both losses of ``test_value_matches_reference`` in float64, in one program."""
+    logits, labels = _case(spatial, c)
+
+    def both(x, y):
+        return {"cldice_loss": sl.cldice_loss(x, y, activation=act, iterations=2),
+                "dice_cldice_loss": sl.dice_cldice_loss(x, y, activation=act, iterations=2,
+                                                        lambda_dice=0.7, lambda_cldice=0.3)}
+
+    with jax.enable_x64(True):
+        return jax.jit(both)(jnp.asarray(logits), jnp.asarray(labels))
+
+
 @pytest.mark.parametrize("spatial", SPATIAL.values(), ids=SPATIAL.keys())
 @pytest.mark.parametrize("act,c", [("softmax", 3), ("sigmoid", 1)])
 @pytest.mark.parametrize("name", ["cldice_loss", "dice_cldice_loss"])
@@ -115,8 +131,7 @@ def test_value_matches_reference(name, act, c, spatial):
     hyper = ({"lambda_dice": 0.7, "lambda_cldice": 0.3} if name == "dice_cldice_loss"
              else {})
     with jax.enable_x64(True):
-        got = getattr(sl, name)(jnp.asarray(logits), jnp.asarray(labels), activation=act,
-                                iterations=2, **hyper)
+        got = _both_losses(act, spatial, c)[name]
         expected = ref.cldice_loss(logits, labels, activation=act, iterations=2, **hyper)
         np.testing.assert_allclose(got, expected, rtol=1e-10)
 
@@ -166,18 +181,27 @@ def test_perfect_prediction_of_a_thin_structure_is_zero(spatial):
     labels[(0, *(s // 2 for s in spatial[:-1]), slice(1, -1))] = 1  # a line along the last axis
     probs = labels[..., None].astype(np.float32)
     two_channels = np.concatenate([1 - probs, probs], -1)
-    for act, x, kw in [(None, probs, {}),
-                       ("sigmoid", np.where(probs > 0, 50.0, -50.0), {}),
-                       (None, two_channels, {"include_background": False})]:
-        for name in ("cldice_loss", "dice_cldice_loss"):
-            loss = getattr(sl, name)(jnp.asarray(x), jnp.asarray(labels), activation=act, **kw)
-            assert abs(float(loss)) < 1e-7, (name, act)
+    broken = probs.copy()
+    broken[(0, *(s // 2 for s in spatial[:-1]), spatial[-1] // 2, 0)] = 0.0
+    cases = [(None, probs, {}), ("sigmoid", np.where(probs > 0, 50.0, -50.0), {}),
+             (None, two_channels, {"include_background": False})]
+    names = ("cldice_loss", "dice_cldice_loss")
+
+    @jax.jit  # one program for every loss below
+    def losses(xs, broken, labels):
+        perfect = [getattr(sl, name)(x, labels, activation=act, **kw)
+                   for (act, _, kw), x in zip(cases, xs, strict=True) for name in names]
+        return perfect, sl.cldice_loss(broken, labels, activation=None)
+
+    perfect, gap = losses([jnp.asarray(x) for _, x, _ in cases], jnp.asarray(broken),
+                          jnp.asarray(labels))
+    for loss, (act, name) in zip(perfect, [(a, n) for a, _, _ in cases for n in names],
+                                 strict=True):
+        assert abs(float(loss)) < 1e-7, (name, act)
     if len(spatial) == 1:
         return  # in 1D a segment longer than 2·iterations + 1 has an empty skeleton
     # A gap in the line is penalised.
-    broken = probs.copy()
-    broken[(0, *(s // 2 for s in spatial[:-1]), spatial[-1] // 2, 0)] = 0.0
-    assert float(sl.cldice_loss(jnp.asarray(broken), jnp.asarray(labels), activation=None)) > 0.05
+    assert float(gap) > 0.05
 
 
 @settings(max_examples=6)
@@ -203,24 +227,29 @@ def test_gradient_equals_plain_autodiff(spatial):
     valid = rng.random(labels.shape) > 0.2
     with jax.enable_x64(True):
         x, y, m = jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(valid)
+        v = jnp.asarray(rng.normal(size=logits.shape))
+
         # Two iterations: steps before and after the loop's first; the unrolled plain
         # program (compiling dominates) grows with each.
-        ours = jax.jit(jax.value_and_grad(
-            lambda x: sl.cldice_loss(x, y, activation="sigmoid", iterations=2, where=m)))
-        plain = jax.jit(jax.value_and_grad(lambda x: _plain_cldice(x, y, 2, m)))
-        (value, grad), (plain_value, plain_grad) = ours(x), plain(x)
+        def ours(x):
+            return sl.cldice_loss(x, y, activation="sigmoid", iterations=2, where=m)
+
+        def plain(x):
+            return _plain_cldice(x, y, 2, m)
+
+        def hvp(f, x):
+            return jax.jvp(jax.grad(f), (x,), (v,))[1]
+
+        @jax.jit  # one program: values, gradients and Hessian-vector products of both
+        def everything(x):
+            return [(*jax.value_and_grad(f)(x), hvp(f, x)) for f in (ours, plain)]
+
+        (value, grad, ours_hvp), (plain_value, plain_grad, plain_hvp) = everything(x)
         np.testing.assert_allclose(value, plain_value, rtol=1e-13)
         np.testing.assert_allclose(grad, plain_grad, rtol=1e-12, atol=1e-15)
         assert np.all(np.asarray(grad)[~valid] == 0)
         # Second order through the rematerialised steps too.
-        v = jnp.asarray(rng.normal(size=logits.shape))
-
-        def hvp(f):
-            return jax.jit(lambda x: jax.jvp(jax.grad(f), (x,), (v,))[1])(x)
-
-        np.testing.assert_allclose(
-            hvp(lambda x: sl.cldice_loss(x, y, activation="sigmoid", iterations=2, where=m)),
-            hvp(lambda x: _plain_cldice(x, y, 2, m)), rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(ours_hvp, plain_hvp, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("name", ["cldice_loss", "dice_cldice_loss"])
@@ -241,8 +270,8 @@ def test_soft_skeleton_check_grads():
     x = np.random.default_rng(11).random((1, 5, 4))
     with jax.enable_x64(True):
         w = jnp.asarray(np.random.default_rng(12).normal(size=x.shape))
-        check_grads(jax.jit(lambda x: jnp.sum(w * soft_skeleton(x, 2, 2))), (jnp.asarray(x),),
-                    order=2, modes=("rev",), eps=1e-6)
+        check_grads_jitted(lambda x: jnp.sum(w * soft_skeleton(x, 2, 2)), (jnp.asarray(x),),
+                           order=2, eps=1e-6)
 
 
 # ------------------------------------------------------------------------- distributed
