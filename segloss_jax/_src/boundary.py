@@ -522,11 +522,13 @@ def hausdorff_er_loss(
     ``reduction="none"`` is ``(C, B, 1, *spatial)``, here channels last.
 
     Examples:
+      >>> import jax
       >>> import jax.numpy as jnp
       >>> import segloss_jax as sl
       >>> labels = jnp.zeros((1, 8, 8), jnp.int32).at[0, 2:6, 2:6].set(1)
       >>> logits = 3.0 * (2.0 * labels - 1.0)[..., None]  # ±3, [B=1, 8, 8, C=1]
-      >>> def loss(x):
+      >>> @jax.jit
+      ... def loss(x):
       ...     return sl.hausdorff_er_loss(x, labels, activation="sigmoid", iterations=3)
       >>> far = logits.at[0, 0:3, 5:8, 0].set(3.0)  # a false positive away from the square
       >>> print(f"{loss(logits):.4f} {loss(far):.4f}")  # small errors erode away
