@@ -282,8 +282,9 @@ def test_distance_weighted_ce_conventions():
         logits = np.random.default_rng(1).normal(size=(2, 5, 6, 2))
         labels = np.zeros((2, 5, 6), np.int32)
         labels[0, 2, :] = 1
-        ce = sl.cross_entropy(logits, labels, reduction="none")
-        dwce = sl.distance_weighted_cross_entropy(logits, labels, reduction="none")
+        ce, dwce = jax.jit(lambda x, y: (  # one compiled program
+            sl.cross_entropy(x, y, reduction="none"),
+            sl.distance_weighted_cross_entropy(x, y, reduction="none")))(logits, labels)
         np.testing.assert_allclose(dwce[0, 2], 2 * ce[0, 2], rtol=1e-12)
         np.testing.assert_allclose(dwce[1], ce[1], rtol=1e-12)
         # Phi lies in [0, 1]: the weighted loss lies between CE and 2 CE.
@@ -373,7 +374,7 @@ def test_gradients_match_finite_differences(loss, activation, c):
         def f(x):
             return loss(x, labels, activation=activation, where=valid)
 
-        check_grads(f, (jnp.asarray(logits),), order=1, modes=["rev"], eps=1e-5)
+        check_grads(jax.jit(f), (jnp.asarray(logits),), order=1, modes=["rev"], eps=1e-5)
 
 
 def test_gradient_of_hausdorff_is_the_weighted_squared_error():
@@ -496,21 +497,27 @@ def test_reduction_none_shapes():
 
 def test_bad_hyperparameters():
     logits, labels = _inputs(SHAPE_2D, 3, dtype=np.float32)
+
+    def traced(loss, x, **kwargs):
+        # The options are checked while the call is traced: under jit a bad one raises
+        # before anything is compiled.
+        return jax.jit(lambda x: loss(x, labels, **kwargs))(x)
+
     with pytest.raises(ValueError, match="alpha"):
-        sl.hausdorff_dt_loss(logits, labels, alpha=-1.0)
+        traced(sl.hausdorff_dt_loss, logits, alpha=-1.0)
     with pytest.raises(ValueError, match="reduction"):
-        sl.boundary_loss(logits, labels, reduction="max")
+        traced(sl.boundary_loss, logits, reduction="max")
     for bad in (0.0, -2.0):
         with pytest.raises(ValueError, match="max_distance"):
-            sl.distance_weighted_cross_entropy(logits, labels, max_distance=bad)
+            traced(sl.distance_weighted_cross_entropy, logits, max_distance=bad)
     for loss in (sl.shape_aware_loss, sl.distance_weighted_cross_entropy):
         with pytest.raises(ValueError, match="activation"):
-            loss(jax.nn.softmax(logits), labels, activation=None)
+            traced(loss, jax.nn.softmax(logits), activation=None)
     for loss in LOSSES:
         with pytest.raises(ValueError, match="sampling"):
-            loss(logits, labels, sampling=(1.0, 2.0, 3.0))
+            traced(loss, logits, sampling=(1.0, 2.0, 3.0))
         with pytest.raises(ValueError, match="sampling"):
-            loss(logits, labels, sampling=-1.0)
+            traced(loss, logits, sampling=-1.0)
 
 
 # ------------------------------------------------------------ precomputed target maps
@@ -534,9 +541,12 @@ def test_precomputed_target_distance_gives_the_same_loss(loss, activation, c, sp
     # The function itself names the loss as well as its registry name.
     np.testing.assert_array_equal(sl.target_distance_map(loss, labels, num_classes=c, **kwargs),
                                   maps)
-    expected, expected_grad = jax.value_and_grad(lambda x: loss(x, labels, **kwargs))(logits)
-    value, grad = jax.jit(jax.value_and_grad(
-        lambda x, m: loss(x, labels, target_distance=m, **kwargs)))(logits, maps)
+
+    def both(x, m):  # one compiled program: without and with the precomputed maps
+        return (jax.value_and_grad(lambda z: loss(z, labels, **kwargs))(x),
+                jax.value_and_grad(lambda z: loss(z, labels, target_distance=m, **kwargs))(x))
+
+    (expected, expected_grad), (value, grad) = jax.jit(both)(logits, maps)
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-9)
     # Dense labels give the same maps.

@@ -154,9 +154,11 @@ def test_dense_labels_are_binarised():
     x, labels = random_case(5)
     onehot = np.eye(3, dtype=np.float32)[labels]
     smoothed = 0.9 * onehot + 0.1 / 3
-    expected = f32(sl.lovasz_softmax_loss, x, labels)
-    np.testing.assert_allclose(f32(sl.lovasz_softmax_loss, x, onehot), expected, rtol=1e-6)
-    np.testing.assert_allclose(f32(sl.lovasz_softmax_loss, x, smoothed), expected, rtol=1e-6)
+    expected, got_onehot, got_smoothed = f32(lambda a, y, o, s: [
+        sl.lovasz_softmax_loss(a, y), sl.lovasz_softmax_loss(a, o),
+        sl.lovasz_softmax_loss(a, s)], x, labels, onehot, smoothed)  # one compiled program
+    np.testing.assert_allclose(got_onehot, expected, rtol=1e-6)
+    np.testing.assert_allclose(got_smoothed, expected, rtol=1e-6)
 
 
 def test_absent_class_with_all_is_the_largest_probability():
@@ -175,10 +177,11 @@ def test_hinge_values_match_definition(shape, per_image):
     labels = rng.integers(0, 2, size=shape)
     labels[0] = 0  # an image without foreground still counts
     expected = ref.lovasz_hinge(x, labels, per_image=per_image)
-    got = f32(sl.lovasz_hinge_loss, x, labels, per_image=per_image)  # channel-less logits
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
-    got = f32(sl.lovasz_hinge_loss, x[..., None], labels, per_image=per_image)
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Channel-less logits and logits with a channel axis, in one compiled program.
+    for got in f32(lambda a, y: [sl.lovasz_hinge_loss(a, y, per_image=per_image),
+                                 sl.lovasz_hinge_loss(a[..., None], y, per_image=per_image)],
+                   x, labels):
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
     got64 = f64(sl.lovasz_hinge_loss, x.astype(np.float64), labels, per_image=per_image)
     np.testing.assert_allclose(got64, expected, rtol=1e-12)
 
@@ -193,15 +196,17 @@ def test_hinge_masks_and_reductions(per_image, reduction):
     ignored[1] = True  # an image without valid pixels leaves the mean
     expected = ref.lovasz_hinge(x, labels, valid=~ignored, per_image=per_image,
                                reduction=reduction)
-    got = f32(sl.lovasz_hinge_loss, x, np.where(ignored, 255, labels), per_image=per_image,
-              ignore_index=255, reduction=reduction)
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
-    assert got.shape == ((3,) if per_image and reduction == "none" else ())
     dense = labels[..., None].astype(np.float32)
-    got = f32(lambda a, y, v: sl.lovasz_hinge_loss(a, y, where=v, per_image=per_image,
-                                                   reduction=reduction),
-              x[..., None], dense, ~ignored)
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Ignored labels, and dense labels with `where`, in one compiled program.
+    ignored_got, dense_got = f32(
+        lambda a, y, d, v: [sl.lovasz_hinge_loss(a, y, per_image=per_image, ignore_index=255,
+                                                 reduction=reduction),
+                            sl.lovasz_hinge_loss(a[..., None], d, where=v, per_image=per_image,
+                                                 reduction=reduction)],
+        x, np.where(ignored, 255, labels), dense, ~ignored)
+    np.testing.assert_allclose(ignored_got, expected, rtol=1e-5)
+    assert ignored_got.shape == ((3,) if per_image and reduction == "none" else ())
+    np.testing.assert_allclose(dense_got, expected, rtol=1e-5)
 
 
 def test_hinge_perfect_margin_is_zero():
@@ -335,14 +340,18 @@ def test_one_sort_in_the_gradient():
 
 def test_bad_inputs():
     x, labels = random_case(16)
+
+    def traced(fn, x, y, **kwargs):  # checked while tracing: nothing compiled op by op
+        return jax.jit(lambda a, b: fn(a, b, **kwargs))(x, y)
+
     with pytest.raises(ValueError, match="classes"):
-        sl.lovasz_softmax_loss(x, labels, classes="some")
+        traced(sl.lovasz_softmax_loss, x, labels, classes="some")
     with pytest.raises(ValueError, match="binary"):
-        sl.lovasz_hinge_loss(x, labels)
+        traced(sl.lovasz_hinge_loss, x, labels)
     with pytest.raises(ValueError, match="labels"):
-        sl.lovasz_hinge_loss(x[..., 0], labels[0])
+        traced(sl.lovasz_hinge_loss, x[..., 0], labels[0])
     with pytest.raises(TypeError, match="activation"):
-        sl.lovasz_hinge_loss(x[..., :1], labels > 0, activation="sigmoid")
+        traced(sl.lovasz_hinge_loss, x[..., :1], labels > 0, activation="sigmoid")
 
 
 # ------------------------------------------------------------------------------ peers

@@ -146,6 +146,14 @@ def test_confusion_matrix_errors():
 # ----------------------------------------------------------------------------- IoU and Dice
 
 
+@jax.jit
+def _scores(pred, labels):
+    """IoU, Dice and their means, one compiled program for every seed."""
+    iou = sl.iou_score(pred, labels, 4, ignore_index=255)
+    dice = sl.dice_score(pred, labels, 4, ignore_index=255)
+    return iou, dice, sl.mean_score(iou), sl.mean_score(dice, include_background=False)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_iou_and_dice_match_reference(seed):
     rng = np.random.default_rng(seed)
@@ -153,27 +161,28 @@ def test_iou_and_dice_match_reference(seed):
     labels = random_labels(rng, (2, 6, 5), 3, ignore=255)  # class 3 never a target
     pred = rng.integers(0, 3, (2, 6, 5))  # ... nor predicted: NaN
     pred[0, 0, 0] = 2
-    iou = sl.iou_score(jnp.asarray(pred), jnp.asarray(labels), c, ignore_index=255)
-    dice = sl.dice_score(jnp.asarray(pred), jnp.asarray(labels), c, ignore_index=255)
+    iou, dice, mean_iou, mean_dice = _scores(jnp.asarray(pred), jnp.asarray(labels))
     ref_iou, ref_dice = ref.iou_dice_scores(ref.confusion_matrix(pred, labels, c, None, 255))
     assert np.isnan(iou[3]) and np.isnan(dice[3])
     np.testing.assert_allclose(iou, ref_iou, rtol=1e-6)
     np.testing.assert_allclose(dice, ref_dice, rtol=1e-6)
-    np.testing.assert_allclose(sl.mean_score(iou), np.nanmean(ref_iou), rtol=1e-6)
-    np.testing.assert_allclose(sl.mean_score(dice, include_background=False),
-                               np.nanmean(ref_dice[1:]), rtol=1e-6)
+    np.testing.assert_allclose(mean_iou, np.nanmean(ref_iou), rtol=1e-6)
+    np.testing.assert_allclose(mean_dice, np.nanmean(ref_dice[1:]), rtol=1e-6)
 
 
 def test_scores_hand_worked():
     # target 0 0 1 1 ; prediction 0 1 1 1: class 0 tp=1 fn=1; class 1 tp=2 fp=1.
     labels, pred = jnp.array([[0, 0, 1, 1]]), jnp.array([[0, 1, 1, 1]])
-    np.testing.assert_allclose(sl.iou_score(pred, labels, 2), [1 / 2, 2 / 3], rtol=1e-6)
-    np.testing.assert_allclose(sl.dice_score(pred, labels, 2), [2 / 3, 4 / 5], rtol=1e-6)
+    iou, dice, perfect, only_predicted = jax.jit(lambda pred, labels: (  # one program
+        sl.iou_score(pred, labels, 2), sl.dice_score(pred, labels, 2),
+        sl.iou_score(labels, labels, 3), sl.iou_score(jnp.array([2, 0]), jnp.array([0, 0]), 3)))(
+        pred, labels)
+    np.testing.assert_allclose(iou, [1 / 2, 2 / 3], rtol=1e-6)
+    np.testing.assert_allclose(dice, [2 / 3, 4 / 5], rtol=1e-6)
     # Perfect prediction: 1 for present classes, NaN for absent ones.
-    np.testing.assert_array_equal(sl.iou_score(labels, labels, 3), [1, 1, np.nan])
+    np.testing.assert_array_equal(perfect, [1, 1, np.nan])
     # A class only predicted (false positives only) scores 0, not NaN.
-    np.testing.assert_array_equal(sl.iou_score(jnp.array([2, 0]), jnp.array([0, 0]), 3),
-                                  [0.5, np.nan, 0])
+    np.testing.assert_array_equal(only_predicted, [0.5, np.nan, 0])
 
 
 def test_scores_from_batched_confusion():
@@ -268,12 +277,14 @@ def test_inverse_frequency_weights_match_reference(power):
 
 def test_inverse_frequency_weights_edge_cases():
     labels = jnp.array([0, 0, 0, 1])
-    np.testing.assert_array_equal(sl.inverse_frequency_weights(labels, 3, power=0.0), [1, 1, 1])
-    np.testing.assert_array_equal(
-        sl.inverse_frequency_weights(labels, 2, where=jnp.zeros(4, bool)), [1, 1])
-    # Extreme imbalance and power stay finite (computed in logs).
     rare = jnp.zeros(10**6, jnp.int32).at[0].set(1)
-    w = sl.inverse_frequency_weights(rare, 2, power=8.0)
+    flat, nothing_counted, w = jax.jit(lambda labels, rare: (  # one compiled program
+        sl.inverse_frequency_weights(labels, 3, power=0.0),
+        sl.inverse_frequency_weights(labels, 2, where=jnp.zeros(4, bool)),
+        sl.inverse_frequency_weights(rare, 2, power=8.0)))(labels, rare)
+    np.testing.assert_array_equal(flat, [1, 1, 1])
+    np.testing.assert_array_equal(nothing_counted, [1, 1])
+    # Extreme imbalance and power stay finite (computed in logs).
     assert np.all(np.isfinite(w)) and w[0] < 1e-20 and np.isclose(w[1], 2.0)
     w = jax.jit(sl.inverse_frequency_weights, static_argnums=1)(labels, 2)
     np.testing.assert_allclose(w, [0.5, 1.5], rtol=1e-6)
@@ -285,8 +296,8 @@ def test_inverse_frequency_weights_are_class_weights():
     rng = np.random.default_rng(8)
     labels = jnp.asarray(rng.integers(0, 3, (2, 4, 4)))
     logits = jnp.asarray(rng.normal(size=(2, 4, 4, 3)), jnp.float32)
-    w = sl.inverse_frequency_weights(labels, 3)
-    loss = sl.cross_entropy(logits, labels, class_weights=w)
+    loss = jax.jit(lambda x, y: sl.cross_entropy(  # one compiled program
+        x, y, class_weights=sl.inverse_frequency_weights(y, 3)))(logits, labels)
     assert np.isfinite(loss)
 
 
@@ -300,7 +311,8 @@ def test_surface_matches_scipy_erosion():
     for shape in [(9,), (7, 8), (5, 6, 7)]:
         mask = blob(rng, shape)
         mask.flat[0] = True  # on the border: surface
-        surface = contour(jnp.asarray(mask), mask.ndim, border_outside=True)
+        surface = jax.jit(contour, static_argnums=1, static_argnames="border_outside")(
+            jnp.asarray(mask), mask.ndim, border_outside=True)
         np.testing.assert_array_equal(surface, ref.surface(mask))
 
 
@@ -362,8 +374,8 @@ def test_surface_distances_jit_vmap_and_traced_options():
     # Per class of one-hot masks: vmap over the last axis.
     labels, pred = rng.integers(0, 3, (9, 10)), rng.integers(0, 3, (9, 10))
     onehot = lambda y: jax.nn.one_hot(y, 3) > 0  # noqa: E731
-    per_class = jax.vmap(sl.average_surface_distance, in_axes=(-1, -1))(onehot(pred),
-                                                                        onehot(labels))
+    per_class = jax.jit(lambda p, y: jax.vmap(sl.average_surface_distance, in_axes=(-1, -1))(
+        onehot(p), onehot(y)))(pred, labels)
     expected = [ref.average_surface_distance(pred == k, labels == k) for k in range(3)]
     np.testing.assert_allclose(per_class, expected, rtol=1e-5)
 

@@ -150,10 +150,15 @@ def test_bad_input(mask, kwargs, match):
 
 def test_zhang_decision_diagrams_are_the_table():
     codes = np.arange(256)
-    planes = [bitplanes.pack(jnp.asarray((codes >> i) & 1 == 1)) for i in range(8)]
-    for k, diagram in zip((1, 2), _ZHANG_REMOVE, strict=True):
-        removed = np.asarray(bitplanes.unpack(_evaluate(diagram, planes), 256))
-        np.testing.assert_array_equal(removed, (_ZHANG_TABLE == k) | (_ZHANG_TABLE == 3))
+
+    @jax.jit  # one program for both diagrams
+    def removed(bits):
+        planes = [bitplanes.pack(bits[i]) for i in range(8)]
+        return [bitplanes.unpack(_evaluate(diagram, planes), 256) for diagram in _ZHANG_REMOVE]
+
+    bits = jnp.asarray([(codes >> i) & 1 == 1 for i in range(8)])
+    for k, got in zip((1, 2), removed(bits), strict=True):
+        np.testing.assert_array_equal(got, (_ZHANG_TABLE == k) | (_ZHANG_TABLE == 3))
 
 
 def test_zhang_table_differs_from_the_paper_in_25_entries():
@@ -176,17 +181,24 @@ def test_zhang_table_differs_from_the_paper_in_25_entries():
 def test_bitplanes_round_trip_and_shifts():
     rng = np.random.default_rng(4)
     image = rng.random((3, 5, 70)) < 0.5
-    planes = bitplanes.pack(jnp.asarray(image))
+    offsets = [(0, 0, 1), (1, -1, -1), (-2, 0, 33), (0, 1, -40), (0, 0, 64), (0, 0, -69)]
+
+    @jax.jit  # one program for every operation below
+    def run(image):
+        planes = bitplanes.pack(image)
+        return (planes, bitplanes.unpack(planes, 70), bitplanes.count(planes),
+                [bitplanes.unpack(bitplanes.shift(planes, o), 70) for o in offsets])
+
+    planes, unpacked, count, shifts = run(jnp.asarray(image))
     assert planes.shape == (3, 3, 5)  # ceil(70 / 32) words first
-    np.testing.assert_array_equal(bitplanes.unpack(planes, 70), image)
-    assert int(bitplanes.count(planes)) == image.sum()
-    for offset in [(0, 0, 1), (1, -1, -1), (-2, 0, 33), (0, 1, -40), (0, 0, 64), (0, 0, -69)]:
+    np.testing.assert_array_equal(unpacked, image)
+    assert int(count) == image.sum()
+    for offset, shifted in zip(offsets, shifts, strict=True):
         expected = np.zeros_like(image)
         pairs = list(zip(offset, image.shape, strict=True))
         src = tuple(slice(max(o, 0), n + min(o, 0)) for o, n in pairs)
         dst = tuple(slice(max(-o, 0), n + min(-o, 0)) for o, n in pairs)
         expected[dst] = image[src]  # element i holds element i + offset
-        shifted = bitplanes.unpack(bitplanes.shift(planes, offset), 70)
         np.testing.assert_array_equal(shifted, expected, err_msg=str(offset))
 
 
