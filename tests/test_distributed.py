@@ -36,7 +36,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from test_boundary import SHAPE_2D, B
 from test_boundary import _inputs as boundary_inputs
-from test_contract import CASES, _call, _default_activation, _num_classes
+from test_contract import DEFAULT_CASES, _call, _num_classes
 from test_engine import random_probs, soft_counts
 from test_metrics import blob, random_labels
 
@@ -215,8 +215,7 @@ def _mesh():
 
 # Once per loss, with its default activation: the statistics are sharded and summed after
 # the activation, the same way for every activation (which the contract suite checks).
-@pytest.mark.parametrize("name,act", [c for c in CASES
-                                      if c.values[1] == _default_activation(c.values[0])])
+@pytest.mark.parametrize("name,act", DEFAULT_CASES)
 def test_registry_sharded_equals_one_device(name, act):
     """(a) ``jit`` over batch-sharded inputs and (b) ``shard_map`` with ``axis_name`` and
     ``out_specs=P()`` give the single-device value and gradient."""
