@@ -183,3 +183,14 @@ def test_check_site_takes_the_relative_path_make_passes(tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     assert check_site.main(["site", "--chromium", str(chromium)]) == 0
     assert "2 pages, 0 with problems" in capsys.readouterr().out
+
+
+def test_no_control_characters_in_pages_or_sources():
+    r"""A ``\f``, ``\b`` or ``\t`` written into a string that is not raw turns ``\frac``,
+    ``\big`` or ``\tau`` into a control character, which MathJax cannot typeset."""
+    root = DOCS.parent
+    files = [*DOCS.rglob("*.md"), *(root / "segloss_jax").rglob("*.py"), root / "README.md"]
+    bad = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+    found = [f"{path.relative_to(root)}:{n}" for path in files if "_build" not in path.parts
+             for n, line in enumerate(path.read_text().split("\n"), 1) if bad.search(line)]
+    assert not found, f"control characters at {found}"
