@@ -26,6 +26,7 @@ import scipy.ndimage as ndi
 from jax._src import core
 from jax._src.interpreters import partial_eval as pe
 from jax.test_util import check_grads
+from test_pixelwise import traced
 
 import segloss_jax as sl
 from segloss_jax._src import backend, distance_maps
@@ -497,27 +498,21 @@ def test_reduction_none_shapes():
 
 def test_bad_hyperparameters():
     logits, labels = _inputs(SHAPE_2D, 3, dtype=np.float32)
-
-    def traced(loss, x, **kwargs):
-        # The options are checked while the call is traced: under jit a bad one raises
-        # before anything is compiled.
-        return jax.jit(lambda x: loss(x, labels, **kwargs))(x)
-
     with pytest.raises(ValueError, match="alpha"):
-        traced(sl.hausdorff_dt_loss, logits, alpha=-1.0)
+        traced(sl.hausdorff_dt_loss, logits, labels, alpha=-1.0)
     with pytest.raises(ValueError, match="reduction"):
-        traced(sl.boundary_loss, logits, reduction="max")
+        traced(sl.boundary_loss, logits, labels, reduction="max")
     for bad in (0.0, -2.0):
         with pytest.raises(ValueError, match="max_distance"):
-            traced(sl.distance_weighted_cross_entropy, logits, max_distance=bad)
+            traced(sl.distance_weighted_cross_entropy, logits, labels, max_distance=bad)
     for loss in (sl.shape_aware_loss, sl.distance_weighted_cross_entropy):
         with pytest.raises(ValueError, match="activation"):
-            traced(loss, jax.nn.softmax(logits), activation=None)
+            traced(loss, jax.nn.softmax(logits), labels, activation=None)
     for loss in LOSSES:
         with pytest.raises(ValueError, match="sampling"):
-            traced(loss, logits, sampling=(1.0, 2.0, 3.0))
+            traced(loss, logits, labels, sampling=(1.0, 2.0, 3.0))
         with pytest.raises(ValueError, match="sampling"):
-            traced(loss, logits, sampling=-1.0)
+            traced(loss, logits, labels, sampling=-1.0)
 
 
 # ------------------------------------------------------------ precomputed target maps

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax._src import core as jax_core
 from jax.test_util import check_grads
+from test_pixelwise import traced
 
 import segloss_jax as sl
 
@@ -340,9 +341,6 @@ def test_one_sort_in_the_gradient():
 
 def test_bad_inputs():
     x, labels = random_case(16)
-
-    def traced(fn, x, y, **kwargs):  # checked while tracing: nothing compiled op by op
-        return jax.jit(lambda a, b: fn(a, b, **kwargs))(x, y)
 
     with pytest.raises(ValueError, match="classes"):
         traced(sl.lovasz_softmax_loss, x, labels, classes="some")
