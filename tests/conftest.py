@@ -6,11 +6,16 @@ this file (pytest imports conftest first).
 
 import os
 
-# XLA:CPU's default fusion emitters: the older code generator
-# (--xla_cpu_use_fusion_emitters=false) compiles small programs faster but runs out of memory
-# compiling the 3D skeleton's while loop (over 13 GB and still compiling after 2 minutes).
+# XLA:CPU's older fusion code generator: the suite compiles thousands of small programs that
+# run a few times each, and it compiles them in about half the time of the default emitters
+# (the whole suite on 2 cores: 16.5 -> 8 min). One kind of program it cannot compile: the 3D
+# Lee skeleton, whose fused bit-plane test it expands without end (over 13 GB and still
+# compiling after 2 minutes). Tests compile those with `xla_options.DEFAULT_EMITTERS`, and
+# pytest-timeout (pyproject.toml) stops a test that compiles one by mistake.
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=8 --xla_cpu_use_fusion_emitters=false"
+    + " --xla_cpu_parallel_codegen_split_count=1"
 ).strip()
 
 import shutil  # noqa: E402

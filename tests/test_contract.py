@@ -30,6 +30,7 @@ import pytest
 from jax._src import core as jax_core
 from jax._src.interpreters import partial_eval as pe
 from jax.experimental import checkify
+from xla_options import DEFAULT_EMITTERS
 
 import segloss_jax as sl
 from segloss_jax._src.registry import loss_info
@@ -429,7 +430,8 @@ def test_one_activation_pass(name, act, dense):
 # Losses built on grey-level erosion and dilation (min/max windows): eroded maps have
 # ties between window elements, where the second derivative is one-sided, and
 # `jax.hessian` (vmapped forward-over-reverse) may take another side than `jax.jvp`.
-# Their HVPs are still checked against finite differences.
+# Their HVPs are still checked against finite differences (compiled with the default fusion
+# emitters: see tests/xla_options.py).
 TIED_WINDOWS = {"cldice", "dice_cldice"}
 
 
@@ -446,7 +448,8 @@ def test_hessian_vector_products(name, act):
 
         # Host arrays in and out: no eager operation to compile beside the two programs.
         x, v = np.asarray(logits), np.random.default_rng(5).normal(size=logits.shape)
-        with_hvp = jax.jit(lambda x, v: jax.jvp(value_and_grad, (x,), (v,)))
+        with_hvp = jax.jit(lambda x, v: jax.jvp(value_and_grad, (x,), (v,)),
+                           compiler_options=DEFAULT_EMITTERS if name in TIED_WINDOWS else None)
         (value, grad), (_, hvp) = with_hvp(x, v)
         assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
         assert hvp.dtype == jnp.float64
