@@ -189,13 +189,17 @@ def test_extreme_logits_finite(name, act, scale):
     _assert_finite(value, grad)
 
 
+# The first registered loss of each family, with its default activation.
+FAMILY_CASES = list({loss_info(c.values[0]).kind: c for c in reversed(DEFAULT_CASES)}.values())
+
+
 def _low_precision_cases():
-    """bfloat16 for every case; float16 (the same cast to float32) with the default
-    activation of each loss."""
+    """bfloat16 for every case; float16, which the inputs' one cast to float32 treats as it
+    treats bfloat16, once per family."""
     for case in CASES:
         name, act = case.values
         yield pytest.param(name, act, jnp.bfloat16, id=f"{case.id}-bfloat16", marks=case.marks)
-        if act == _default_activation(name):
+        if case in FAMILY_CASES:
             yield pytest.param(name, act, jnp.float16, id=f"{case.id}-float16", marks=case.marks)
 
 
@@ -341,7 +345,10 @@ def test_negative_gamma(name, act):
     _raises(name, act, logits, labels, ValueError, "gamma", gamma=-1.0)
 
 
-@pytest.mark.parametrize("name,act", CASES)
+# Once per loss: every loss checks its labels in one place (`inputs.check_label_values`,
+# whose bounds for one and for several classes tests/test_inputs.py checks), before the
+# activation.
+@pytest.mark.parametrize("name,act", DEFAULT_CASES)
 def test_out_of_range_labels_reported_under_checkify(name, act):
     if loss_info(name).labels == ("instances",):
         pytest.skip(f"{name} takes instance ids: any id >= 0 is in range")
@@ -366,7 +373,10 @@ def _weight_forms(c):
             "jax": jnp.asarray(ints, jnp.float32)}
 
 
-@pytest.mark.parametrize("name,act", [c for c in CASES if "class_weights" in _params(c.values[0])])
+# Once per loss, with its default activation: the weights are read by one function
+# (`inputs.class_vector`) whatever the activation.
+@pytest.mark.parametrize("name,act",
+                         [c for c in DEFAULT_CASES if "class_weights" in _params(c.values[0])])
 def test_class_weights_as_written(name, act):
     logits, labels = _inputs(act)
     forms = _weight_forms(_num_classes(act))
@@ -437,32 +447,41 @@ TIED_WINDOWS = {"cldice", "dice_cldice"}
 
 @pytest.mark.parametrize("name,act", CASES)
 def test_hessian_vector_products(name, act):
-    """Forward-over-reverse HVPs and ``jax.hessian`` work (losses with a custom VJP reject
-    plain ``jax.jvp``; the backward pass they define is itself differentiable). The inputs
-    are float64, so this is also where float64 in gives float64 out."""
+    """Second derivatives work and are right: forward-over-reverse Hessian-vector products
+    (losses with a custom VJP reject plain ``jax.jvp``; the backward pass they define is
+    itself differentiable), against central differences of the gradient. With the loss's
+    default activation the product comes from ``jax.hessian`` (the same rules, vmapped), in
+    the program that also gives the gradient; otherwise from ``jax.jvp`` of the gradient.
+    The inputs are float64, so this is also where float64 in gives float64 out."""
     with jax.enable_x64(True):
         logits, labels = _inputs(act, batch=1, spatial=(3, 4), dtype=jnp.float64)
 
-        def value_and_grad(x):
-            return jax.value_and_grad(lambda z: _call(name, act, z, labels))(x)
+        def loss(z):
+            return _call(name, act, z, labels)
 
-        # Host arrays in and out: no eager operation to compile beside the two programs.
+        # Host arrays in and out: no eager operation to compile beside the one program.
         x, v = np.asarray(logits), np.random.default_rng(5).normal(size=logits.shape)
-        with_hvp = jax.jit(lambda x, v: jax.jvp(value_and_grad, (x,), (v,)),
-                           compiler_options=DEFAULT_EMITTERS if name in TIED_WINDOWS else None)
-        (value, grad), (_, hvp) = with_hvp(x, v)
+        if name in TIED_WINDOWS or act != _default_activation(name):
+            with_hvp = jax.jit(lambda x, v: jax.jvp(jax.value_and_grad(loss), (x,), (v,)),
+                               compiler_options=DEFAULT_EMITTERS if name in TIED_WINDOWS
+                               else None)
+
+            def second_order(x):
+                (value, grad), (_, hvp) = with_hvp(x, v)
+                return value, grad, hvp
+        else:
+            with_hessian = jax.jit(lambda x: (jax.value_and_grad(loss)(x), jax.hessian(loss)(x)))
+
+            def second_order(x):
+                (value, grad), hessian = with_hessian(x)
+                assert hessian.shape == logits.shape * 2 and hessian.dtype == jnp.float64
+                return value, grad, np.tensordot(np.asarray(hessian), v, v.ndim)
+
+        value, grad, hvp = second_order(x)
         assert value.dtype == jnp.float64 and grad.dtype == jnp.float64
         assert hvp.dtype == jnp.float64
         _assert_finite(value, grad, hvp)
-        hvp = np.asarray(hvp)
         eps = 1e-6  # central differences of the gradient (a primal output) along v
-        grad_plus, grad_minus = (np.asarray(with_hvp(x + s * v, v)[0][1]) for s in (eps, -eps))
-        np.testing.assert_allclose(hvp, (grad_plus - grad_minus) / (2 * eps), rtol=1e-4,
-                                   atol=1e-6)
-        # jax.hessian composes the same rules (vmapped HVPs): once per loss, with its
-        # default activation.
-        if name in TIED_WINDOWS or act != _default_activation(name):
-            return
-        hessian = np.asarray(jax.jit(jax.hessian(lambda z: _call(name, act, z, labels)))(x))
-        assert hessian.shape == logits.shape * 2
-        np.testing.assert_allclose(np.tensordot(hessian, v, v.ndim), hvp, rtol=1e-6, atol=1e-9)
+        grad_plus, grad_minus = (np.asarray(second_order(x + s * v)[1]) for s in (eps, -eps))
+        np.testing.assert_allclose(np.asarray(hvp), (grad_plus - grad_minus) / (2 * eps),
+                                   rtol=1e-4, atol=1e-6)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference as ref
+from jax.experimental import checkify
 from jax.test_util import check_grads
 
 from segloss_jax._src import inputs
@@ -87,3 +88,19 @@ def test_sigmoid_fields_are_accurate_everywhere():
             check_grads(jax.jit(lambda z, name=name: getattr(
                 inputs.Inputs(z, None, None, None, "sigmoid"), name)),
                 (jnp.array([-3.0, -0.2, 0.0, 0.7, 5.0], jnp.float64),), order=2)
+
+
+@pytest.mark.parametrize("num_classes, highest", [(1, 1), (3, 2)])
+def test_label_range_under_checkify(num_classes, highest):
+    """One class (sigmoid) takes labels {0, 1}; C classes take [0, C); excluded pixels may
+    hold anything. Every loss reads its labels through this check."""
+    def check(labels, valid):
+        inputs.check_label_values(labels, num_classes, valid, "int")
+
+    checked = jax.jit(checkify.checkify(check))
+    valid = jnp.array([[True, True, False]])
+    checked(jnp.array([[0, highest, 99]]), valid)[0].throw()  # in range, or excluded
+    for bad in (highest + 1, -1):
+        err, _ = checked(jnp.array([[0, bad, 0]]), valid)
+        with pytest.raises(checkify.JaxRuntimeError, match=rf"\[0, {highest}\]"):
+            err.throw()
