@@ -387,7 +387,10 @@ def test_class_weights_as_written(name, act):
     np.testing.assert_allclose(jitted(logits, labels), values["jax"], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,act", [c for c in CASES if "where" in _params(c.values[0])])
+# Once per loss, with its default activation: every loss reads `where` through one function
+# (`inputs.validity_mask`).
+@pytest.mark.parametrize("name,act",
+                         [c for c in DEFAULT_CASES if "where" in _params(c.values[0])])
 def test_where_as_written(name, act):
     logits, labels = _inputs(act)
     keep = ~_excluded()
@@ -445,14 +448,16 @@ def test_one_activation_pass(name, act, dense):
 TIED_WINDOWS = {"cldice", "dice_cldice"}
 
 
-@pytest.mark.parametrize("name,act", CASES)
+# Once per loss, with its default activation: the activations' own second derivatives are
+# checked in tests/test_inputs.py, and the first-order checks above run for every activation.
+@pytest.mark.parametrize("name,act", DEFAULT_CASES)
 def test_hessian_vector_products(name, act):
-    """Second derivatives work and are right: forward-over-reverse Hessian-vector products
-    (losses with a custom VJP reject plain ``jax.jvp``; the backward pass they define is
-    itself differentiable), against central differences of the gradient. With the loss's
-    default activation the product comes from ``jax.hessian`` (the same rules, vmapped), in
-    the program that also gives the gradient; otherwise from ``jax.jvp`` of the gradient.
-    The inputs are float64, so this is also where float64 in gives float64 out."""
+    """Second derivatives work and are right: Hessian-vector products against central
+    differences of the gradient. The product comes from ``jax.hessian`` (forward over
+    reverse, vmapped: losses with a custom VJP reject plain ``jax.jvp``, and the backward
+    pass they define is itself differentiable), in the program that also gives the
+    gradient; for the tied-window losses from ``jax.jvp`` of the gradient. The inputs are
+    float64, so this is also where float64 in gives float64 out."""
     with jax.enable_x64(True):
         logits, labels = _inputs(act, batch=1, spatial=(3, 4), dtype=jnp.float64)
 
@@ -461,10 +466,9 @@ def test_hessian_vector_products(name, act):
 
         # Host arrays in and out: no eager operation to compile beside the one program.
         x, v = np.asarray(logits), np.random.default_rng(5).normal(size=logits.shape)
-        if name in TIED_WINDOWS or act != _default_activation(name):
+        if name in TIED_WINDOWS:
             with_hvp = jax.jit(lambda x, v: jax.jvp(jax.value_and_grad(loss), (x,), (v,)),
-                               compiler_options=DEFAULT_EMITTERS if name in TIED_WINDOWS
-                               else None)
+                               compiler_options=DEFAULT_EMITTERS)
 
             def second_order(x):
                 (value, grad), (_, hvp) = with_hvp(x, v)

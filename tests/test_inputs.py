@@ -90,6 +90,16 @@ def test_sigmoid_fields_are_accurate_everywhere():
                 (jnp.array([-3.0, -0.2, 0.0, 0.7, 5.0], jnp.float64),), order=2)
 
 
+def test_softmax_fields_have_second_derivatives():
+    # The class maximum is held constant (stop_gradient); softmax is invariant to that shift,
+    # so first and second derivatives are those of the plain formulas.
+    with jax.enable_x64(True):
+        x = jnp.array([[[-3.0, 0.2, 1.5], [4.0, 4.0, -0.7]]], jnp.float64)
+        for name in ("probs", "lse", "log_probs"):
+            check_grads(jax.jit(lambda z, name=name: getattr(
+                inputs.Inputs(z, None, None, None, "softmax"), name)), (x,), order=2)
+
+
 @pytest.mark.parametrize("num_classes, highest", [(1, 1), (3, 2)])
 def test_label_range_under_checkify(num_classes, highest):
     """One class (sigmoid) takes labels {0, 1}; C classes take [0, C); excluded pixels may
