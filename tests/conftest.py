@@ -8,7 +8,8 @@ import os
 
 # XLA:CPU's older fusion code generator: the suite compiles thousands of small programs that
 # run a few times each, and it compiles them in about half the time of the default emitters
-# (the whole suite on 2 cores: 16.5 -> 8 min). One kind of program it cannot compile: the 3D
+# (the whole suite on 2 cores: 16.5 -> 10 min); one code-generation thread per worker saves
+# a further 5 % (-n 2 keeps both cores busy). One kind of program it cannot compile: the 3D
 # Lee skeleton, whose fused bit-plane test it expands without end (over 13 GB and still
 # compiling after 2 minutes). Tests compile those with `xla_options.DEFAULT_EMITTERS`, and
 # pytest-timeout (pyproject.toml) stops a test that compiles one by mistake.
