@@ -5,6 +5,8 @@ this file (pytest imports conftest first).
 """
 
 import os
+import subprocess
+import sys
 
 # XLA:CPU's older fusion code generator: the suite compiles thousands of small programs that
 # run a few times each, and it compiles them in about half the time of the default emitters
@@ -13,11 +15,23 @@ import os
 # Lee skeleton, whose fused bit-plane test it expands without end (over 13 GB and still
 # compiling after 2 minutes). Tests compile those with `xla_options.DEFAULT_EMITTERS`, and
 # pytest-timeout (pyproject.toml) stops a test that compiles one by mistake.
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_force_host_platform_device_count=8 --xla_cpu_use_fusion_emitters=false"
-    + " --xla_cpu_parallel_codegen_split_count=1"
-).strip()
+FAST_COMPILE = "--xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
+
+
+def _xla_accepts(flags: str) -> bool:
+    """Whether this jaxlib knows ``flags``: XLA aborts the process on an unknown flag, so a
+    jaxlib that has dropped one runs the suite with its defaults instead."""
+    env = {**os.environ, "XLA_FLAGS": flags}
+    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], env=env,
+                           capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+# The pytest-xdist workers inherit the controller's XLA_FLAGS, so only the first process probes.
+_flags = os.environ.get("XLA_FLAGS", "")
+if FAST_COMPILE not in _flags and _xla_accepts(FAST_COMPILE):
+    _flags += " " + FAST_COMPILE
+os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
 import gc  # noqa: E402
 import shutil  # noqa: E402
